@@ -1,0 +1,3 @@
+from ovms_grpc.cli import main
+
+raise SystemExit(main())

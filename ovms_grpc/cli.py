@@ -1,0 +1,169 @@
+"""Command line with OVMS's flag names and meanings; builds one `ServerConfig`.
+
+Bad arguments print one line and exit with 64 (EX_USAGE), as OVMS does; a
+model that cannot be served at start-up prints one line and exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from ovms_grpc import __version__
+from ovms_grpc.devices import parse_plugin_config, validate_target_device
+from ovms_grpc.models.manager import ModelConfig
+from ovms_grpc.models.policy import VersionPolicy
+from ovms_grpc.models.servable import LoadOptions
+from ovms_grpc.settings import ServerConfig
+
+EX_USAGE = 64
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
+
+log = logging.getLogger("ovms_grpc")
+
+
+class UsageError(Exception):
+    """Invalid command line; the message is shown as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ovms-grpc",
+        description="gRPC-first, OVMS-compatible model server for OpenVINO.",
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("--version", action="store_true", help="print the server, OpenVINO versions and exit")
+    add("--demo", action="store_true", help="serve the built-in demo repository (dummy, resnet_like)")
+    add("--export", metavar="DIR", help="with --demo: write the demo repository (and config.json) to DIR and exit")
+    add("--model_path", help="model directory with numeric version folders (1/, 2/, ...)")
+    add("--model_name", help="name the model is served under")
+    add("--port", type=int, default=None, help="gRPC port (OVMS default 0 = off; --demo defaults to 9000)")
+    add("--rest_port", type=int, default=0, help="REST port (the REST gateway is not part of this build yet)")
+    add("--grpc_bind_address", default="0.0.0.0", help="comma-separated addresses for the gRPC server")
+    add("--grpc_workers", type=int, default=1, help="gRPC workers, 1..CPU count")
+    add("--grpc_channel_arguments", default="", help="k=v[,k=v] gRPC server options, e.g. grpc.max_receive_message_length=N")
+    add("--target_device", default="CPU", help="CPU, GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:DEV(N)")
+    add("--plugin_config", default="", help='JSON object of OpenVINO properties, e.g. {"PERFORMANCE_HINT":"LATENCY"}')
+    add("--nireq", type=int, default=0, help="infer requests per model version (0 = OpenVINO's optimal number)")
+    add("--model_version_policy", default="", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}}')
+    add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)
+
+
+def parse_channel_arguments(text: str) -> tuple[tuple[str, int | str], ...]:
+    """OVMS ``--grpc_channel_arguments``: ``k=v,k=v``; values that parse as integers become integers."""
+    result: list[tuple[str, int | str]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        _check(bool(sep) and bool(key), f"grpc_channel_arguments: expected key=value, got {item!r}")
+        try:
+            result.append((key.strip(), int(value)))
+        except ValueError:
+            result.append((key.strip(), value.strip()))
+    return tuple(result)
+
+
+def build_config(args: argparse.Namespace) -> ServerConfig:
+    """Validate the parsed flags the way OVMS does and build the server settings."""
+    _check(args.log_level in LOG_LEVELS, "log_level should be one of: " + ", ".join(LOG_LEVELS))
+    cores = os.cpu_count() or 1
+    _check(1 <= args.grpc_workers <= cores, f"grpc_workers count should be from 1 to CPU core count : {cores}")
+    port = args.port if args.port is not None else (9000 if args.demo else 0)
+    _check(0 <= port <= 65535 and 0 <= args.rest_port <= 65535, "port numbers must be between 0 and 65535")
+    _check(port != 0 or args.rest_port != 0, "port and rest_port cannot both be unset")
+    _check(port != args.rest_port, "port and rest_port cannot have the same values")
+    _check(args.rest_port == 0, "rest_port: the REST gateway is not available in this build yet; use gRPC (--port)")
+    _check(args.nireq >= 0, "nireq must be a non-negative integer")
+    device = args.target_device
+    try:
+        validate_target_device(device)
+        plugin_config = parse_plugin_config(args.plugin_config) if args.plugin_config else {}
+        policy = VersionPolicy.from_json(json.loads(args.model_version_policy)) if args.model_version_policy else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    load = LoadOptions(target_device=device, plugin_config=plugin_config, nireq=args.nireq)
+    if args.demo:
+        _check(args.model_path is None, "--demo and --model_path are exclusive")
+        from ovms_grpc import demo
+
+        repository = demo.ensure_repository()
+        models = tuple(
+            ModelConfig(name, repository / name, load, policy or VersionPolicy.from_json(default_policy))
+            for name, default_policy in demo.DEMO_MODELS.items()
+        )
+    else:
+        _check(
+            bool(args.model_path) and bool(args.model_name),
+            "Use either config_path or model_path with model_name",
+        )
+        models = (ModelConfig(args.model_name, Path(args.model_path), load, policy or VersionPolicy()),)
+    return ServerConfig(
+        models=models,
+        port=port,
+        bind_addresses=tuple(a.strip() for a in args.grpc_bind_address.split(",") if a.strip()),
+        grpc_workers=args.grpc_workers,
+        channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
+    )
+
+
+def configure_logging(level: str) -> None:
+    python_level = "DEBUG" if level == "TRACE" else level
+    logging.basicConfig(
+        level=getattr(logging, python_level, logging.INFO),
+        format="[%(asctime)s][%(process)d][%(name)s][%(levelname)s] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def print_version() -> None:
+    import openvino
+
+    print(f"ovms-grpc {__version__}")
+    print(f"OpenVINO backend {openvino.__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.version:
+            print_version()
+            return 0
+        _check(args.export is None or args.demo, "--export needs --demo")
+        configure_logging(args.log_level if args.log_level in LOG_LEVELS else "INFO")
+        if args.export:
+            from ovms_grpc import demo
+
+            print(demo.write_repository(Path(args.export)))
+            return 0
+        config = build_config(args)
+    except UsageError as exc:
+        print(f"ovms-grpc: error: {exc}", file=sys.stderr)
+        return EX_USAGE
+    from ovms_grpc.server import StartupError, serve
+
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        log.error("%s", exc)
+        print(f"ovms-grpc: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

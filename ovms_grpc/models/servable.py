@@ -1,0 +1,173 @@
+"""One loaded model version: compiled model, tensor specs and an inference pool."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from ovms_grpc.errors import InvalidArgument, LoadFailed, ServingError
+from ovms_grpc.tensors import Dim, TensorSpec
+
+log = logging.getLogger(__name__)
+
+#: OpenVINO element type name -> KServe datatype.
+OV_TO_KSERVE = {
+    "boolean": "BOOL",
+    "u8": "UINT8",
+    "u16": "UINT16",
+    "u32": "UINT32",
+    "u64": "UINT64",
+    "i8": "INT8",
+    "i16": "INT16",
+    "i32": "INT32",
+    "i64": "INT64",
+    "f16": "FP16",
+    "f32": "FP32",
+    "f64": "FP64",
+    "string": "BYTES",
+}
+
+
+def tensor_spec(port: ov.Output, name: str) -> TensorSpec:
+    """Describe a model port for the APIs (datatype and dimension bounds)."""
+    type_name = port.get_element_type().get_type_name()
+    datatype = OV_TO_KSERVE.get(type_name)
+    if datatype is None:
+        raise LoadFailed(f"tensor {name} has element type {type_name}, which no serving API can carry")
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic:
+        return TensorSpec(name, datatype, (), dynamic_rank=True)
+    dims: list[Dim] = []
+    for dim in shape:
+        if dim.is_static:
+            dims.append((dim.get_length(), dim.get_length()))
+        else:
+            dims.append((max(dim.get_min_length(), 0), dim.get_max_length()))
+    return TensorSpec(name, datatype, tuple(dims))
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to compile one model version."""
+
+    target_device: str = "CPU"
+    plugin_config: Mapping[str, Any] | None = None
+    nireq: int = 0
+    """Infer requests in the pool; 0 means OpenVINO's optimal number."""
+
+
+class InferencePool:
+    """A fixed set of OpenVINO infer requests driven from asyncio.
+
+    A request is taken from the idle queue, started with ``start_async`` and
+    resolved from OpenVINO's callback thread through ``call_soon_threadsafe``;
+    the request returns to the idle queue on the loop once its outputs are
+    copied, whether or not the caller is still waiting (cancellation safe).
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, size: int, output_names: list[str]) -> None:
+        self.size = size
+        self._output_index = {name: index for index, name in enumerate(output_names)}
+        self._loop = asyncio.get_running_loop()
+        self._idle: asyncio.Queue[ov.InferRequest] = asyncio.Queue()
+        for _ in range(size):
+            request = compiled.create_infer_request()
+            self._idle.put_nowait(request)
+
+    async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run one inference; copies out the named outputs (all when ``outputs`` is empty)."""
+        request = await self._idle.get()
+        future: asyncio.Future[dict[str, np.ndarray]] = self._loop.create_future()
+        request.set_callback(self._on_done_thread, (request, future, outputs or list(self._output_index)))
+        try:
+            request.start_async(dict(inputs), share_inputs=True)
+        except Exception as exc:
+            self._idle.put_nowait(request)
+            raise InvalidArgument(f"OpenVINO rejected the inputs: {_first_line(exc)}") from exc
+        return await future
+
+    def _on_done_thread(self, userdata: tuple[ov.InferRequest, asyncio.Future, Sequence[str]]) -> None:
+        self._loop.call_soon_threadsafe(self._complete, *userdata)
+
+    def _complete(self, request: ov.InferRequest, future: asyncio.Future, names: Sequence[str]) -> None:
+        try:
+            if not future.done():
+                outputs = {
+                    name: np.array(request.get_output_tensor(self._output_index[name]).data, copy=True)
+                    for name in names
+                }
+                future.set_result(outputs)
+        except Exception as exc:  # an output that cannot be read is an inference failure
+            log.exception("reading outputs failed")
+            if not future.done():
+                future.set_exception(ServingError(_first_line(exc), kind_name="OV_INTERNAL_INFERENCE_ERROR"))
+        finally:
+            self._idle.put_nowait(request)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def find_model_file(version_dir: Path) -> Path:
+    """The file OpenVINO should read in a version directory."""
+    for pattern in ("*.xml", "*.onnx", "*.tflite", "*.pdmodel", "saved_model.pb"):
+        found = sorted(version_dir.glob(pattern))
+        if found:
+            return found[0] if found[0].name != "saved_model.pb" else version_dir
+    raise LoadFailed(f"no model file (*.xml, *.onnx, *.tflite, *.pdmodel, saved_model.pb) in {version_dir}")
+
+
+class Servable:
+    """A compiled, ready-to-serve model version."""
+
+    def __init__(self, name: str, version: int, compiled: ov.CompiledModel, nireq: int) -> None:
+        self.name = name
+        self.version = version
+        self.compiled = compiled
+        self.inputs = [tensor_spec(port, port.any_name) for port in compiled.inputs]
+        self.outputs = [tensor_spec(port, port.any_name) for port in compiled.outputs]
+        self.input_by_name = {spec.name: spec for spec in self.inputs}
+        self.nireq = nireq
+        self.pool = InferencePool(compiled, nireq, [spec.name for spec in self.outputs])
+
+    @staticmethod
+    def compile(core: ov.Core, version_dir: Path, options: LoadOptions) -> tuple[ov.CompiledModel, int]:
+        """Read and compile a version directory. Blocking: run it in the loader executor."""
+        model_file = find_model_file(version_dir)
+        try:
+            model = core.read_model(str(model_file))
+        except Exception as exc:
+            raise LoadFailed(f"cannot read {model_file}: {_first_line(exc)}") from exc
+        config = {key: _property_value(value) for key, value in (options.plugin_config or {}).items()}
+        try:
+            compiled = core.compile_model(model, options.target_device, config)
+        except Exception as exc:
+            raise LoadFailed(f"cannot compile {model_file} for {options.target_device}: {_first_line(exc)}") from exc
+        nireq = options.nireq or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        return compiled, max(nireq, 1)
+
+    async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Infer; ``outputs`` names the outputs wanted (all when empty), already validated."""
+        prepared = {}
+        for name, array in inputs.items():
+            if array.dtype == object:
+                array = np.array(list(array.reshape(-1)), dtype=np.bytes_).reshape(array.shape)
+            prepared[name] = array
+        return await self.pool.infer(prepared, outputs)
+
+
+def _property_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "YES" if value else "NO"
+    if isinstance(value, int | float):
+        return str(value)
+    return value

@@ -1,0 +1,87 @@
+"""Build and run the grpc.aio server: services, health, reflection, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+import openvino as ov
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
+from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
+from ovms_grpc.models.manager import ModelManager
+from ovms_grpc.services.kserve import KServeServicer
+from ovms_grpc.settings import ServerConfig
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (kserve_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,)
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is the one line shown to the user."""
+
+
+class ModelServer:
+    """One grpc.aio server over one model manager."""
+
+    def __init__(self, config: ServerConfig, core: ov.Core | None = None) -> None:
+        self.config = config
+        self.manager = ModelManager(core or ov.Core(), config.models)
+        self.health = health.aio.HealthServicer()
+        self._server = grpc.aio.server(options=config.grpc_options())
+        kserve_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(self.manager), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        self.ports: list[int] = []
+
+    async def start(self) -> None:
+        """Listen at once (health says NOT_SERVING), then load every model."""
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        for address in self.config.bind_addresses:
+            target = f"[{address}]:{self.config.port}" if ":" in address else f"{address}:{self.config.port}"
+            try:
+                port = self._server.add_insecure_port(target)
+            except RuntimeError as exc:
+                raise StartupError(f"cannot listen on {target}: {exc}") from exc
+            self.ports.append(port)
+        await self._server.start()
+        log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
+        await self.manager.load_all()
+        errors = self.manager.load_errors()
+        if errors and self.config.exit_on_load_failure:
+            await self.stop(grace=0)
+            raise StartupError("; ".join(errors))
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("server is ready")
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking RPCs, let in-flight ones finish, then release the models."""
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._server.stop(self.config.shutdown_grace_seconds if grace is None else grace)
+        await self.manager.close()
+
+    async def run_until_signal(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()
+
+
+async def serve(config: ServerConfig) -> None:
+    server = ModelServer(config)
+    await server.start()
+    await server.run_until_signal()

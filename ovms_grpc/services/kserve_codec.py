@@ -1,0 +1,94 @@
+"""KServe v2 gRPC messages <-> numpy arrays, validated against a servable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ovms_grpc.errors import InvalidArgument
+from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc.models.servable import Servable
+from ovms_grpc.tensors import (
+    TensorSpec,
+    array_from_raw,
+    array_from_values,
+    datatype_of,
+    to_raw,
+    validate_input_names,
+    validate_tensor,
+)
+
+#: Which InferTensorContents field carries each datatype (FP16 travels only as raw bytes).
+CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def decode_inputs(request: pb.ModelInferRequest, servable: Servable) -> dict[str, np.ndarray]:
+    """The request's inputs as arrays shaped as declared, after every check."""
+    names = [tensor.name for tensor in request.inputs]
+    validate_input_names(servable.name, servable.version, servable.inputs, names)
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidArgument(
+            f"raw_input_contents has {len(raw)} buffers for {len(request.inputs)} inputs",
+            kind_name="INVALID_MESSAGE_STRUCTURE",
+        )
+    arrays = {}
+    for index, tensor in enumerate(request.inputs):
+        spec = servable.input_by_name[tensor.name]
+        shape = list(tensor.shape)
+        validate_tensor(spec, tensor.datatype, shape)
+        if raw:
+            if tensor.HasField("contents"):
+                raise InvalidArgument(
+                    "Passing buffers both in InferInputTensor contents and in raw_input_contents is not allowed. "
+                    f"Detected buffer in InferInputTensor contents for input: {tensor.name}",
+                    kind_name="INVALID_MESSAGE_STRUCTURE",
+                )
+            arrays[tensor.name] = array_from_raw(spec, shape, raw[index])
+        else:
+            arrays[tensor.name] = _from_contents(spec, shape, tensor.contents)
+    return arrays
+
+
+def _from_contents(spec: TensorSpec, shape: list[int], contents: pb.InferTensorContents) -> np.ndarray:
+    field = CONTENTS_FIELD.get(spec.datatype)
+    if field is None:
+        raise InvalidArgument(
+            f"{spec.datatype} data must be sent in raw_input_contents; input name: {spec.name}",
+            kind_name="INVALID_MESSAGE_STRUCTURE",
+        )
+    return array_from_values(spec, shape, getattr(contents, field))
+
+
+def encode_response(
+    servable: Servable, outputs: Mapping[str, np.ndarray], request_id: str
+) -> pb.ModelInferResponse:
+    """Every output goes to raw_output_contents, as OVMS and tritonclient expect."""
+    response = pb.ModelInferResponse(
+        model_name=servable.name, model_version=str(servable.version), id=request_id
+    )
+    for name, array in outputs.items():
+        response.outputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
+        response.raw_output_contents.append(to_raw(array))
+    return response
+
+
+def tensor_metadata(specs: list[TensorSpec]) -> list[pb.ModelMetadataResponse.TensorMetadata]:
+    return [
+        pb.ModelMetadataResponse.TensorMetadata(name=spec.name, datatype=spec.datatype, shape=spec.shape)
+        for spec in specs
+    ]

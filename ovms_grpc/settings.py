@@ -1,0 +1,39 @@
+"""Validated server settings, built once by the CLI and passed in by constructor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ovms_grpc.models.manager import ModelConfig
+
+#: OVMS's default maximum gRPC message size (1 GiB), both directions.
+DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server process needs to start."""
+
+    models: tuple[ModelConfig, ...]
+    """Models to serve."""
+    port: int
+    """gRPC port (0 picks a free one; used by tests)."""
+    bind_addresses: tuple[str, ...] = ("0.0.0.0",)
+    """Addresses the gRPC server listens on (OVMS ``--grpc_bind_address``)."""
+    grpc_workers: int = 1
+    """OVMS ``--grpc_workers``; validated, and one grpc.aio server polls its queue on the event loop."""
+    channel_arguments: tuple[tuple[str, int | str], ...] = field(default_factory=tuple)
+    """Extra gRPC server options from ``--grpc_channel_arguments`` (they override the defaults)."""
+    exit_on_load_failure: bool = True
+    """Single-model and demo modes stop with an error when a model cannot be served at all."""
+    shutdown_grace_seconds: float = 5.0
+    """How long in-flight RPCs may finish after SIGTERM."""
+
+    def grpc_options(self) -> list[tuple[str, int | str]]:
+        options: dict[str, int | str] = {
+            "grpc.max_receive_message_length": DEFAULT_MAX_MESSAGE_BYTES,
+            "grpc.max_send_message_length": DEFAULT_MAX_MESSAGE_BYTES,
+            "grpc.so_reuseport": 0,
+        }
+        options.update(dict(self.channel_arguments))
+        return list(options.items())
