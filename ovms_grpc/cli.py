@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rest_port", type=int, default=0, help="REST port (the REST gateway is not part of this build yet)")
     add("--grpc_bind_address", default="0.0.0.0", help="comma-separated addresses for the gRPC server")
     add("--grpc_workers", type=int, default=1, help="gRPC workers, 1..CPU count")
-    add("--grpc_channel_arguments", default="", help="k=v[,k=v] gRPC server options, e.g. grpc.max_receive_message_length=N")
+    add(
+        "--grpc_channel_arguments",
+        default="",
+        help="k=v[,k=v] gRPC server options, e.g. grpc.max_receive_message_length=N",
+    )
     add("--target_device", default="CPU", help="CPU, GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:DEV(N)")
     add("--plugin_config", default="", help='JSON object of OpenVINO properties, e.g. {"PERFORMANCE_HINT":"LATENCY"}')
     add("--nireq", type=int, default=0, help="infer requests per model version (0 = OpenVINO's optimal number)")

@@ -35,12 +35,22 @@ class ErrorKind:
 
 _KINDS = [
     ErrorKind("MODEL_NAME_MISSING", "Model with requested name is not found", "NOT_FOUND", 404, "not_found_error"),
-    ErrorKind("MODEL_VERSION_MISSING", "Model with requested version is not found", "NOT_FOUND", 404, "not_found_error"),
     ErrorKind(
-        "MODEL_VERSION_NOT_LOADED_ANYMORE", "Model with requested version is retired", "NOT_FOUND", 404, "not_found_error"
+        "MODEL_VERSION_MISSING", "Model with requested version is not found", "NOT_FOUND", 404, "not_found_error"
     ),
     ErrorKind(
-        "MODEL_VERSION_NOT_LOADED_YET", "Model with requested version is not loaded yet", "UNAVAILABLE", 404, "not_found_error"
+        "MODEL_VERSION_NOT_LOADED_ANYMORE",
+        "Model with requested version is retired",
+        "NOT_FOUND",
+        404,
+        "not_found_error",
+    ),
+    ErrorKind(
+        "MODEL_VERSION_NOT_LOADED_YET",
+        "Model with requested version is not loaded yet",
+        "UNAVAILABLE",
+        404,
+        "not_found_error",
     ),
     ErrorKind("MODEL_VERSION_INVALID_FORMAT", "invalid model version format in request", "INVALID_ARGUMENT", 400),
     ErrorKind("INVALID_NO_OF_INPUTS", "Invalid number of inputs", "INVALID_ARGUMENT", 400),
@@ -61,7 +71,9 @@ _KINDS = [
     ErrorKind("NOT_IMPLEMENTED", "Not implemented", "UNIMPLEMENTED", 501),
     ErrorKind("SERVER_NOT_READY", "Server is not ready", "UNAVAILABLE", 503, "server_error"),
     ErrorKind("ENGINE_UNAVAILABLE", "Generation engine is unavailable", "UNAVAILABLE", 503, "server_error"),
-    ErrorKind("CANNOT_COMPILE_MODEL_INTO_TARGET_DEVICE", "Cannot compile model into target device", "FAILED_PRECONDITION", 412),
+    ErrorKind(
+        "CANNOT_COMPILE_MODEL_INTO_TARGET_DEVICE", "Cannot compile model into target device", "FAILED_PRECONDITION", 412
+    ),
     ErrorKind("RESHAPE_ERROR", "Model could not be reshaped with requested shape", "FAILED_PRECONDITION", 412),
     ErrorKind("OV_INTERNAL_INFERENCE_ERROR", "Internal inference error", "INTERNAL", 500, "server_error"),
     ErrorKind("INTERNAL_ERROR", "Internal server error", "INTERNAL", 500, "server_error"),

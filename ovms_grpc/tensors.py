@@ -83,9 +83,7 @@ def element_count(shape: Sequence[int]) -> int:
     return count
 
 
-def validate_input_names(
-    model: str, version: int, specs: Sequence[TensorSpec], names: Sequence[str]
-) -> None:
+def validate_input_names(model: str, version: int, specs: Sequence[TensorSpec], names: Sequence[str]) -> None:
     """Check that the request carries exactly the model's inputs."""
     expected = [spec.name for spec in specs]
     missing = [name for name in expected if name not in names]
@@ -113,9 +111,7 @@ def validate_tensor(spec: TensorSpec, datatype: str, shape: Sequence[int]) -> No
     """Check the datatype and shape a request declares for one input."""
     suffix = f"input name: {spec.name}"
     if datatype != spec.datatype:
-        raise InvalidArgument(
-            f"Expected: {spec.datatype}; Actual: {datatype}; {suffix}", kind_name="INVALID_PRECISION"
-        )
+        raise InvalidArgument(f"Expected: {spec.datatype}; Actual: {datatype}; {suffix}", kind_name="INVALID_PRECISION")
     if any(d <= 0 for d in shape):
         raise InvalidArgument(
             f"Negative or zero dimension size is not acceptable: {format_shape(shape)}; {suffix}",
@@ -132,9 +128,7 @@ def validate_tensor(spec: TensorSpec, datatype: str, shape: Sequence[int]) -> No
         if size < lo or (hi != -1 and size > hi):
             if index == 0 and len(shape) > 1:
                 expected = format_dims(spec.dims[:1])[1:-1]
-                raise InvalidArgument(
-                    f"Expected: {expected}; Actual: {size}; {suffix}", kind_name="INVALID_BATCH_SIZE"
-                )
+                raise InvalidArgument(f"Expected: {expected}; Actual: {size}; {suffix}", kind_name="INVALID_BATCH_SIZE")
             raise InvalidArgument(
                 f"Expected: {format_dims(spec.dims)}; Actual: {format_shape(shape)}; {suffix}",
                 kind_name="INVALID_SHAPE",

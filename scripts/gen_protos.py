@@ -32,9 +32,7 @@ def proto_sources() -> list[tuple[Path, str]]:
     """(include root, virtual name) for every .proto file we own or vendor."""
     sources = [(THIRD_PARTY, p.relative_to(THIRD_PARTY).as_posix()) for p in sorted(THIRD_PARTY.rglob("*.proto"))]
     sources += [
-        (PROTO, p.relative_to(PROTO).as_posix())
-        for p in sorted(PROTO.rglob("*.proto"))
-        if THIRD_PARTY not in p.parents
+        (PROTO, p.relative_to(PROTO).as_posix()) for p in sorted(PROTO.rglob("*.proto")) if THIRD_PARTY not in p.parents
     ]
     return sources
 

@@ -243,7 +243,5 @@ def parse_version(text: str) -> int | None:
     if text in ("", "0"):
         return None
     if not text.isdigit():
-        raise InvalidArgument(
-            f'version "{text}" is not a positive integer', kind_name="MODEL_VERSION_INVALID_FORMAT"
-        )
+        raise InvalidArgument(f'version "{text}" is not a positive integer', kind_name="MODEL_VERSION_INVALID_FORMAT")
     return int(text)

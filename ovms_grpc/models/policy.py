@@ -39,7 +39,7 @@ class VersionPolicy:
             unknown = set(body) - {"num_versions"}
             num = body.get("num_versions", 1)
             if unknown or not isinstance(num, int) or isinstance(num, bool) or num < 1:
-                raise ValueError("latest: expected {\"num_versions\": <integer >= 1>}")
+                raise ValueError('latest: expected {"num_versions": <integer >= 1>}')
             return cls("latest", num_versions=num)
         if kind == "specific":
             versions = body.get("versions")

@@ -75,6 +75,9 @@ class InferencePool:
     def __init__(self, compiled: ov.CompiledModel, size: int, output_names: list[str]) -> None:
         self.size = size
         self._output_index = {name: index for index, name in enumerate(output_names)}
+        self._string_outputs = {
+            index for index, port in enumerate(compiled.outputs) if port.get_element_type() == ov.Type.string
+        }
         self._loop = asyncio.get_running_loop()
         self._idle: asyncio.Queue[ov.InferRequest] = asyncio.Queue()
         for _ in range(size):
@@ -93,16 +96,19 @@ class InferencePool:
             raise InvalidArgument(f"OpenVINO rejected the inputs: {_first_line(exc)}") from exc
         return await future
 
+    def _read_output(self, request: ov.InferRequest, index: int) -> np.ndarray:
+        tensor = request.get_output_tensor(index)
+        if index in self._string_outputs:
+            return tensor.bytes_data.astype(object)
+        return np.array(tensor.data, copy=True)
+
     def _on_done_thread(self, userdata: tuple[ov.InferRequest, asyncio.Future, Sequence[str]]) -> None:
         self._loop.call_soon_threadsafe(self._complete, *userdata)
 
     def _complete(self, request: ov.InferRequest, future: asyncio.Future, names: Sequence[str]) -> None:
         try:
             if not future.done():
-                outputs = {
-                    name: np.array(request.get_output_tensor(self._output_index[name]).data, copy=True)
-                    for name in names
-                }
+                outputs = {name: self._read_output(request, self._output_index[name]) for name in names}
                 future.set_result(outputs)
         except Exception as exc:  # an output that cannot be read is an inference failure
             log.exception("reading outputs failed")

@@ -26,7 +26,9 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, manager: ModelManager) -> None:
         self._manager = manager
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext) -> pb.ServerLiveResponse:
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     async def ServerReady(
@@ -68,7 +70,9 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     @unary
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
         return await self._infer(request)
 
     async def ModelStreamInfer(

@@ -74,13 +74,9 @@ def _from_contents(spec: TensorSpec, shape: list[int], contents: pb.InferTensorC
     return array_from_values(spec, shape, getattr(contents, field))
 
 
-def encode_response(
-    servable: Servable, outputs: Mapping[str, np.ndarray], request_id: str
-) -> pb.ModelInferResponse:
+def encode_response(servable: Servable, outputs: Mapping[str, np.ndarray], request_id: str) -> pb.ModelInferResponse:
     """Every output goes to raw_output_contents, as OVMS and tritonclient expect."""
-    response = pb.ModelInferResponse(
-        model_name=servable.name, model_version=str(servable.version), id=request_id
-    )
+    response = pb.ModelInferResponse(model_name=servable.name, model_version=str(servable.version), id=request_id)
     for name, array in outputs.items():
         response.outputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
         response.raw_output_contents.append(to_raw(array))

@@ -1,0 +1,151 @@
+"""The grpc.aio server in the test process, on an asyncio loop in debug mode."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc.models.manager import ModelConfig
+from ovms_grpc.models.policy import VersionPolicy
+from ovms_grpc.models.servable import LoadOptions, Servable
+from ovms_grpc.server import ModelServer
+from ovms_grpc.settings import ServerConfig
+from tests import models
+from tests.component.loop import run
+
+
+def make_server(repo: Path, name: str = "dummy", nireq: int = 0) -> ModelServer:
+    config = ServerConfig(
+        models=(ModelConfig(name, repo, LoadOptions(nireq=nireq), VersionPolicy("all")),),
+        port=0,
+        bind_addresses=("127.0.0.1",),
+        shutdown_grace_seconds=1.0,
+    )
+    return ModelServer(config)
+
+
+def dummy_request(value: float, version: str = "") -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name="dummy", model_version=version, id=str(value))
+    request.inputs.add(name="b", datatype="FP32", shape=[1, 10])
+    request.raw_input_contents.append(np.full((1, 10), value, np.float32).tobytes())
+    return request
+
+
+def output_of(response: pb.ModelInferResponse) -> np.ndarray:
+    return np.frombuffer(response.raw_output_contents[0], np.float32).reshape(response.outputs[0].shape)
+
+
+@pytest.fixture()
+def gated_compile(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold every model compile until the test sets the returned event."""
+    gate = threading.Event()
+    original = Servable.compile
+
+    def compile_when_released(*args, **kwargs):
+        assert gate.wait(60), "test never released the compile gate"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(Servable, "compile", staticmethod(compile_when_released))
+    return gate
+
+
+def test_health_is_not_serving_until_models_load(dummy_repo: Path, gated_compile: threading.Event) -> None:
+    async def scenario() -> None:
+        server = make_server(dummy_repo)
+        starting = asyncio.create_task(server.start())
+        while not server.ports:
+            await asyncio.sleep(0.01)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            kserve = pb_grpc.GRPCInferenceServiceStub(channel)
+            for service in ("", "inference.GRPCInferenceService"):
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert not (await kserve.ServerReady(pb.ServerReadyRequest())).ready
+            assert (await kserve.ServerLive(pb.ServerLiveRequest())).live
+            # a request for a version still loading waits for it instead of failing
+            pending = asyncio.ensure_future(kserve.ModelInfer(dummy_request(1.0, "1")))
+            await asyncio.sleep(0.2)
+            assert not pending.done()
+            gated_compile.set()
+            await starting
+            np.testing.assert_array_equal(output_of(await pending), np.full((1, 10), 2.0))
+            for service in ("", "inference.GRPCInferenceService"):
+                answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            assert (await kserve.ServerReady(pb.ServerReadyRequest())).ready
+        await server.stop()
+
+    run(scenario())
+
+
+def test_two_hundred_concurrent_requests_all_answered_correctly(dummy_repo: Path) -> None:
+    async def scenario() -> None:
+        server = make_server(dummy_repo, nireq=2)
+        await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            values = [float(i) for i in range(200)]
+            responses = await asyncio.gather(*(stub.ModelInfer(dummy_request(v, "1")) for v in values))
+        for value, response in zip(values, responses, strict=True):
+            assert response.id == str(value)
+            np.testing.assert_array_equal(output_of(response), np.full((1, 10), value + 1))
+        await server.stop()
+
+    run(scenario())
+
+
+def test_cancelled_requests_return_their_infer_requests(tmp_path: Path) -> None:
+    repo = models.save(models.build_add([-1, -1], 1.0, "dummy"), tmp_path / "big")
+
+    async def scenario() -> None:
+        server = make_server(repo, nireq=2)
+        await server.start()
+        servable = await server.manager.servable("dummy")
+        big = pb.ModelInferRequest(model_name="dummy")
+        big.inputs.add(name="b", datatype="FP32", shape=[512, 4096])
+        big.raw_input_contents.append(np.ones((512, 4096), np.float32).tobytes())
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            calls = [stub.ModelInfer(big) for _ in range(20)]
+            await asyncio.sleep(0.05)
+            for call in calls:
+                call.cancel()
+            for call in calls:
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+            # every infer request comes back to the pool, and the model still answers
+            for _ in range(200):
+                if servable.pool._idle.qsize() == servable.pool.size:
+                    break
+                await asyncio.sleep(0.05)
+            assert servable.pool._idle.qsize() == servable.pool.size == 2
+            response = await stub.ModelInfer(dummy_request(4.0))
+            np.testing.assert_array_equal(output_of(response), np.full((1, 10), 5.0))
+        await server.stop()
+
+    run(scenario())
+
+
+def test_errors_carry_their_kind_in_trailing_metadata(dummy_repo: Path) -> None:
+    async def scenario() -> None:
+        server = make_server(dummy_repo)
+        await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            call = stub.ModelInfer(dummy_request(1.0, "9"))
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.NOT_FOUND
+            assert ("ovms-error-kind", "MODEL_VERSION_MISSING") in tuple(info.value.trailing_metadata())
+        await server.stop()
+
+    run(scenario())
