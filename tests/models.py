@@ -28,10 +28,11 @@ DATATYPES: dict[str, tuple[ov.Type, type | None]] = {
 }
 
 
-def build_identity_all_types() -> ov.Model:
-    """One input ``in_<DT>`` [-1,3] per KServe datatype, echoed to ``out_<DT>``."""
+def build_identity_all_types(datatypes: list[str] | None = None) -> ov.Model:
+    """One input ``in_<DT>`` [-1,3] per KServe datatype (or those given), echoed to ``out_<DT>``."""
     params, results = [], []
-    for name, (ov_type, _) in DATATYPES.items():
+    for name in datatypes or list(DATATYPES):
+        ov_type = DATATYPES[name][0]
         param = op.parameter([-1, 3], ov_type, name=f"in_{name}")
         node = op.concat([param], 0) if name == "BYTES" else op.convert(param, ov_type)
         node.output(0).get_tensor().set_names({f"out_{name}"})
