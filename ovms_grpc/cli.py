@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--target_device", default="CPU", help="CPU, GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:DEV(N)")
     add("--plugin_config", default="", help='JSON object of OpenVINO properties, e.g. {"PERFORMANCE_HINT":"LATENCY"}')
     add("--nireq", type=int, default=0, help="infer requests per model version (0 = OpenVINO's optimal number)")
+    add("--max_queued_requests", type=int, default=1024, help="requests that may wait per model version (429 past)")
     add("--model_version_policy", default="", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}}')
     add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
     return parser
@@ -95,6 +96,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     _check(port != args.rest_port, "port and rest_port cannot have the same values")
     _check(args.rest_port == 0, "rest_port: the REST gateway is not available in this build yet; use gRPC (--port)")
     _check(args.nireq >= 0, "nireq must be a non-negative integer")
+    _check(args.max_queued_requests >= 0, "max_queued_requests must be a non-negative integer")
     device = args.target_device
     try:
         validate_target_device(device)
@@ -124,6 +126,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         bind_addresses=tuple(a.strip() for a in args.grpc_bind_address.split(",") if a.strip()),
         grpc_workers=args.grpc_workers,
         channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
+        max_queued_requests=args.max_queued_requests,
     )
 
 

@@ -31,7 +31,7 @@ class ModelServer:
 
     def __init__(self, config: ServerConfig, core: ov.Core | None = None) -> None:
         self.config = config
-        self.manager = ModelManager(core or ov.Core(), config.models)
+        self.manager = ModelManager(core or ov.Core(), config.models, config.max_queued_requests)
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(options=config.grpc_options())
         kserve_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(self.manager), self._server)

@@ -24,6 +24,8 @@ class ServerConfig:
     """OVMS ``--grpc_workers``; validated, and one grpc.aio server polls its queue on the event loop."""
     channel_arguments: tuple[tuple[str, int | str], ...] = field(default_factory=tuple)
     """Extra gRPC server options from ``--grpc_channel_arguments`` (they override the defaults)."""
+    max_queued_requests: int = 1024
+    """Requests that may wait for a free infer request, per servable; past it: RESOURCE_EXHAUSTED."""
     exit_on_load_failure: bool = True
     """Single-model and demo modes stop with an error when a model cannot be served at all."""
     shutdown_grace_seconds: float = 5.0

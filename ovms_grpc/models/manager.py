@@ -116,8 +116,11 @@ class ModelEntry:
 class ModelManager:
     """Owns every model entry and loads their versions off the event loop."""
 
-    def __init__(self, core: ov.Core, configs: Iterable[ModelConfig], loader_threads: int = 2) -> None:
+    def __init__(
+        self, core: ov.Core, configs: Iterable[ModelConfig], max_queued_requests: int = 1024, loader_threads: int = 2
+    ) -> None:
         self._core = core
+        self._max_queued = max_queued_requests
         self._entries = {config.name: ModelEntry(config) for config in configs}
         self._executor = ThreadPoolExecutor(max_workers=loader_threads, thread_name_prefix="model-loader")
         self.ready = asyncio.Event()
@@ -165,7 +168,7 @@ class ModelManager:
             compiled, nireq = await loop.run_in_executor(
                 self._executor, Servable.compile, self._core, path, entry.config.load
             )
-            servable = Servable(entry.name, version.version, compiled, nireq)
+            servable = Servable(entry.name, version.version, compiled, nireq, self._max_queued)
         except ServingError as exc:
             log.error('model "%s" version %d failed to load: %s', entry.name, version.version, exc.details)
             version.set_state(VersionState.LOADING, "UNKNOWN", exc.details)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, ServingError
+from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, ServingError
 from ovms_grpc.tensors import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,13 @@ class InferencePool:
     copied, whether or not the caller is still waiting (cancellation safe).
     """
 
-    def __init__(self, compiled: ov.CompiledModel, size: int, output_names: list[str]) -> None:
+    def __init__(
+        self, compiled: ov.CompiledModel, size: int, output_names: list[str], max_queued: int, label: str
+    ) -> None:
         self.size = size
+        self.max_queued = max_queued
+        self._label = label
+        self._waiting = 0
         self._output_index = {name: index for index, name in enumerate(output_names)}
         self._string_outputs = {
             index for index, port in enumerate(compiled.outputs) if port.get_element_type() == ov.Type.string
@@ -86,7 +91,7 @@ class InferencePool:
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run one inference; copies out the named outputs (all when ``outputs`` is empty)."""
-        request = await self._idle.get()
+        request = self._idle.get_nowait() if not self._idle.empty() else await self._wait_for_request()
         future: asyncio.Future[dict[str, np.ndarray]] = self._loop.create_future()
         request.set_callback(self._on_done_thread, (request, future, outputs or list(self._output_index)))
         try:
@@ -95,6 +100,23 @@ class InferencePool:
             self._idle.put_nowait(request)
             raise InvalidArgument(f"OpenVINO rejected the inputs: {_first_line(exc)}") from exc
         return await future
+
+    @property
+    def idle(self) -> int:
+        """Infer requests not running now."""
+        return self._idle.qsize()
+
+    async def _wait_for_request(self) -> ov.InferRequest:
+        if self._waiting >= self.max_queued:
+            raise Overloaded(
+                f"{self._label}: {self._waiting} requests already wait for one of {self.size} infer requests "
+                f"(--max_queued_requests {self.max_queued})"
+            )
+        self._waiting += 1
+        try:
+            return await self._idle.get()
+        finally:
+            self._waiting -= 1
 
     def _read_output(self, request: ov.InferRequest, index: int) -> np.ndarray:
         tensor = request.get_output_tensor(index)
@@ -135,7 +157,7 @@ def find_model_file(version_dir: Path) -> Path:
 class Servable:
     """A compiled, ready-to-serve model version."""
 
-    def __init__(self, name: str, version: int, compiled: ov.CompiledModel, nireq: int) -> None:
+    def __init__(self, name: str, version: int, compiled: ov.CompiledModel, nireq: int, max_queued: int = 1024) -> None:
         self.name = name
         self.version = version
         self.compiled = compiled
@@ -143,7 +165,9 @@ class Servable:
         self.outputs = [tensor_spec(port, port.any_name) for port in compiled.outputs]
         self.input_by_name = {spec.name: spec for spec in self.inputs}
         self.nireq = nireq
-        self.pool = InferencePool(compiled, nireq, [spec.name for spec in self.outputs])
+        self.pool = InferencePool(
+            compiled, nireq, [spec.name for spec in self.outputs], max_queued, f'model "{name}" version {version}'
+        )
 
     @staticmethod
     def compile(core: ov.Core, version_dir: Path, options: LoadOptions) -> tuple[ov.CompiledModel, int]:

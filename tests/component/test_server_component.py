@@ -88,13 +88,19 @@ def test_health_is_not_serving_until_models_load(dummy_repo: Path, gated_compile
 
 
 def test_two_hundred_concurrent_requests_all_answered_correctly(dummy_repo: Path) -> None:
+    values = [float(i) for i in range(200)]
+    requests = [dummy_request(v, "1") for v in values]
+
     async def scenario() -> None:
         server = make_server(dummy_repo, nireq=2)
         await server.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            values = [float(i) for i in range(200)]
-            responses = await asyncio.gather(*(stub.ModelInfer(dummy_request(v, "1")) for v in values))
+            calls = []
+            for request in requests:
+                calls.append(asyncio.ensure_future(stub.ModelInfer(request)))
+                await asyncio.sleep(0)  # the client must not hold the loop that the server shares
+            responses = await asyncio.gather(*calls)
         for value, response in zip(values, responses, strict=True):
             assert response.id == str(value)
             np.testing.assert_array_equal(output_of(response), np.full((1, 10), value + 1))
@@ -124,10 +130,10 @@ def test_cancelled_requests_return_their_infer_requests(tmp_path: Path) -> None:
                     await call
             # every infer request comes back to the pool, and the model still answers
             for _ in range(200):
-                if servable.pool._idle.qsize() == servable.pool.size:
+                if servable.pool.idle == servable.pool.size:
                     break
                 await asyncio.sleep(0.05)
-            assert servable.pool._idle.qsize() == servable.pool.size == 2
+            assert servable.pool.idle == servable.pool.size == 2
             response = await stub.ModelInfer(dummy_request(4.0))
             np.testing.assert_array_equal(output_of(response), np.full((1, 10), 5.0))
         await server.stop()
@@ -146,6 +152,37 @@ def test_errors_carry_their_kind_in_trailing_metadata(dummy_repo: Path) -> None:
                 await call
             assert info.value.code() == grpc.StatusCode.NOT_FOUND
             assert ("ovms-error-kind", "MODEL_VERSION_MISSING") in tuple(info.value.trailing_metadata())
+        await server.stop()
+
+    run(scenario())
+
+
+def test_requests_past_the_queue_bound_are_resource_exhausted(demo_repo: Path) -> None:
+    config = ServerConfig(
+        models=(ModelConfig("resnet_like", demo_repo / "resnet_like", LoadOptions(nireq=1)),),
+        port=0,
+        bind_addresses=("127.0.0.1",),
+        max_queued_requests=2,
+    )
+    image = pb.ModelInferRequest(model_name="resnet_like")
+    image.inputs.add(name="input", datatype="FP32", shape=[1, 3, 224, 224])
+    image.raw_input_contents.append(np.ones((1, 3, 224, 224), np.float32).tobytes())
+
+    async def scenario() -> None:
+        server = ModelServer(config)
+        await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            outcomes = await asyncio.gather(*(stub.ModelInfer(image) for _ in range(30)), return_exceptions=True)
+            rejected = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+            answered = [o for o in outcomes if isinstance(o, pb.ModelInferResponse)]
+            assert len(rejected) + len(answered) == 30
+            assert rejected and len(answered) >= 3  # one running and two queued at least
+            for error in rejected:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert 'model "resnet_like" version 1: 2 requests already wait' in error.details()
+                assert ("ovms-error-kind", "RESOURCE_EXHAUSTED") in tuple(error.trailing_metadata())
+            assert len((await stub.ModelInfer(image)).raw_output_contents[0]) == 4000
         await server.stop()
 
     run(scenario())
