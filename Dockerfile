@@ -1,6 +1,6 @@
 # ovms-grpc image: `docker build -t ovms-grpc .` then
 #   docker run --rm -p 9000:9000 ovms-grpc                         # the built-in demo models
-#   docker run --rm -p 9000:9000 -v $PWD/models:/models:ro ovms-grpc --config_path /models/config.json --port 9000
+#   docker run --rm -p 9000:9000 -v $PWD/models/resnet:/models/resnet:ro ovms-grpc --model_path /models/resnet --model_name resnet --port 9000
 # OpenVINO's CPU plugin needs no system library beyond the slim image's own
 # (glibc, libstdc++, libgcc_s, zlib: checked with ldd on the openvino wheel's
 # libs; it bundles TBB and hwloc). The GPU plugin would also need an OpenCL ICD
