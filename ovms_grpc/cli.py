@@ -12,15 +12,19 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
+from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
-from ovms_grpc.models.servable import LoadOptions
 from ovms_grpc.settings import ServerConfig
+from ovms_grpc.shapes import parse_batch_size, parse_layouts, parse_shapes
+
+T = TypeVar("T")
 
 EX_USAGE = 64
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
@@ -58,11 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="k=v[,k=v] gRPC server options, e.g. grpc.max_receive_message_length=N",
     )
-    add("--target_device", default="CPU", help="CPU, GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:DEV(N)")
-    add("--plugin_config", default="", help='JSON object of OpenVINO properties, e.g. {"PERFORMANCE_HINT":"LATENCY"}')
-    add("--nireq", type=int, default=0, help="infer requests per model version (0 = OpenVINO's optimal number)")
+    add("--config_path", help="OVMS config.json with model_config_list (exclusive with the model flags)")
+    add("--file_system_poll_wait_seconds", type=int, default=1, help="config.json/version poll interval; 0 = off")
+    add("--cache_dir", default="", help="OpenVINO compiled-model cache directory")
     add("--max_queued_requests", type=int, default=1024, help="requests that may wait per model version (429 past)")
-    add("--model_version_policy", default="", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}}')
+    model = parser.add_argument_group("single model (exclusive with --config_path)")
+    model.add_argument(
+        "--target_device", help="CPU (default), GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:D(N)"
+    )
+    model.add_argument(
+        "--plugin_config", help='JSON object of OpenVINO properties, e.g. {"PERFORMANCE_HINT":"LATENCY"}'
+    )
+    model.add_argument("--nireq", type=int, help="infer requests per model version (0 = OpenVINO's optimal number)")
+    model.add_argument("--model_version_policy", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}}')
+    model.add_argument("--batch_size", help='batch size (first dimension of every input) or "auto"')
+    model.add_argument("--shape", help='"auto", "(1,3,224,224)" with -1 or lo:hi dims, or {"input": "(...)"}')
+    model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
     add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
     return parser
 
@@ -70,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise UsageError(message)
+
+
+def validated(flag: str, parse: Callable[[Any], T], text: str | None) -> T:
+    """Run a parser for one flag; its ValueError becomes a usage error naming the flag."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from exc
+
+
+def parse_version_policy(text: str) -> VersionPolicy:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    return VersionPolicy.from_json(value)
 
 
 def parse_channel_arguments(text: str) -> tuple[tuple[str, int | str], ...]:
@@ -85,6 +116,27 @@ def parse_channel_arguments(text: str) -> tuple[tuple[str, int | str], ...]:
     return tuple(result)
 
 
+MODEL_FLAGS = ("batch_size", "shape", "layout", "nireq", "model_version_policy", "target_device", "plugin_config")
+
+
+def model_config_from_flags(args: argparse.Namespace, name: str, base_path: Path, policy: VersionPolicy) -> ModelConfig:
+    nireq = args.nireq or 0
+    _check(nireq >= 0, "nireq must be a non-negative integer")
+    device = args.target_device or "CPU"
+    validated("target_device", validate_target_device, device)
+    if args.model_version_policy:
+        policy = validated("model_version_policy", parse_version_policy, args.model_version_policy)
+    load = LoadOptions(
+        target_device=device,
+        plugin_config=validated("plugin_config", parse_plugin_config, args.plugin_config) if args.plugin_config else {},
+        nireq=nireq,
+        batch_size=validated("batch_size", parse_batch_size, args.batch_size),
+        shapes=validated("shape", parse_shapes, args.shape),
+        layouts=validated("layout", parse_layouts, args.layout),
+    )
+    return ModelConfig(name, base_path, load, policy)
+
+
 def build_config(args: argparse.Namespace) -> ServerConfig:
     """Validate the parsed flags the way OVMS does and build the server settings."""
     _check(args.log_level in LOG_LEVELS, "log_level should be one of: " + ", ".join(LOG_LEVELS))
@@ -95,23 +147,22 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     _check(port != 0 or args.rest_port != 0, "port and rest_port cannot both be unset")
     _check(port != args.rest_port, "port and rest_port cannot have the same values")
     _check(args.rest_port == 0, "rest_port: the REST gateway is not available in this build yet; use gRPC (--port)")
-    _check(args.nireq >= 0, "nireq must be a non-negative integer")
     _check(args.max_queued_requests >= 0, "max_queued_requests must be a non-negative integer")
-    device = args.target_device
-    try:
-        validate_target_device(device)
-        plugin_config = parse_plugin_config(args.plugin_config) if args.plugin_config else {}
-        policy = VersionPolicy.from_json(json.loads(args.model_version_policy)) if args.model_version_policy else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-    load = LoadOptions(target_device=device, plugin_config=plugin_config, nireq=args.nireq)
-    if args.demo:
-        _check(args.model_path is None, "--demo and --model_path are exclusive")
+    _check(args.file_system_poll_wait_seconds >= 0, "file_system_poll_wait_seconds must be a non-negative integer")
+    sources = [bool(args.demo), bool(args.config_path), bool(args.model_path or args.model_name)]
+    _check(sum(sources) <= 1, "Use either config_path or model_path with model_name")
+    models: tuple[ModelConfig, ...] = ()
+    config_path = None
+    if args.config_path:
+        given = [f"--{flag}" for flag in MODEL_FLAGS if getattr(args, flag) is not None]
+        _check(not given, "Model parameters in CLI are exclusive with the config file: " + ", ".join(given))
+        config_path = Path(args.config_path).resolve()
+    elif args.demo:
         from ovms_grpc import demo
 
         repository = demo.ensure_repository()
         models = tuple(
-            ModelConfig(name, repository / name, load, policy or VersionPolicy.from_json(default_policy))
+            model_config_from_flags(args, name, repository / name, VersionPolicy.from_json(default_policy))
             for name, default_policy in demo.DEMO_MODELS.items()
         )
     else:
@@ -119,14 +170,18 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             bool(args.model_path) and bool(args.model_name),
             "Use either config_path or model_path with model_name",
         )
-        models = (ModelConfig(args.model_name, Path(args.model_path), load, policy or VersionPolicy()),)
+        models = (model_config_from_flags(args, args.model_name, Path(args.model_path), VersionPolicy()),)
     return ServerConfig(
         models=models,
+        config_path=config_path,
+        poll_seconds=float(args.file_system_poll_wait_seconds),
+        cache_dir=args.cache_dir,
         port=port,
         bind_addresses=tuple(a.strip() for a in args.grpc_bind_address.split(",") if a.strip()),
         grpc_workers=args.grpc_workers,
         channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
         max_queued_requests=args.max_queued_requests,
+        exit_on_load_failure=config_path is None,
     )
 
 

@@ -11,15 +11,23 @@ import openvino as ov
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ovms_grpc.config import ConfigError
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
+from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
+from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc as admin_grpc
 from ovms_grpc.models.manager import ModelManager
+from ovms_grpc.reloader import ConfigReloader
+from ovms_grpc.services.admin import AdminServicer
 from ovms_grpc.services.kserve import KServeServicer
 from ovms_grpc.settings import ServerConfig
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = (kserve_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,)
+SERVICE_NAMES = (
+    kserve_pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+    admin_pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
 
 
 class StartupError(Exception):
@@ -31,10 +39,18 @@ class ModelServer:
 
     def __init__(self, config: ServerConfig, core: ov.Core | None = None) -> None:
         self.config = config
-        self.manager = ModelManager(core or ov.Core(), config.models, config.max_queued_requests)
+        core = core or ov.Core()
+        if config.cache_dir:
+            core.set_property({"CACHE_DIR": config.cache_dir})
+        self.manager = ModelManager(core, config.max_queued_requests)
+        self.reloader = ConfigReloader(
+            self.manager, models=config.models, config_path=config.config_path, poll_seconds=config.poll_seconds
+        )
         self.health = health.aio.HealthServicer()
         self._server = grpc.aio.server(options=config.grpc_options())
+        self._poller: asyncio.Task | None = None
         kserve_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(self.manager), self._server)
+        admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.manager, self.reloader), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
@@ -53,11 +69,18 @@ class ModelServer:
             self.ports.append(port)
         await self._server.start()
         log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
-        await self.manager.load_all()
+        try:
+            await self.reloader.start()
+        except ConfigError as exc:
+            await self.stop(grace=0)
+            raise StartupError(str(exc)) from exc
         errors = self.manager.load_errors()
         if errors and self.config.exit_on_load_failure:
             await self.stop(grace=0)
             raise StartupError("; ".join(errors))
+        for error in errors:
+            log.error("%s", error)
+        self._poller = asyncio.create_task(self.reloader.poll_forever())
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("server is ready")
 
@@ -68,6 +91,8 @@ class ModelServer:
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking RPCs, let in-flight ones finish, then release the models."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._poller is not None:
+            self._poller.cancel()
         await self._server.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.manager.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ovms_grpc.models.manager import ModelConfig
 
@@ -14,9 +15,15 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024
 class ServerConfig:
     """Everything the server process needs to start."""
 
-    models: tuple[ModelConfig, ...]
-    """Models to serve."""
-    port: int
+    models: tuple[ModelConfig, ...] = ()
+    """Models to serve (single-model and demo modes)."""
+    config_path: Path | None = None
+    """OVMS config.json to serve and watch instead of ``models``."""
+    poll_seconds: float = 1.0
+    """``--file_system_poll_wait_seconds``: config.json and version folders are rechecked this often; 0 = never."""
+    cache_dir: str = ""
+    """OpenVINO compiled-model cache directory (``--cache_dir``); empty = no cache."""
+    port: int = 0
     """gRPC port (0 picks a free one; used by tests)."""
     bind_addresses: tuple[str, ...] = ("0.0.0.0",)
     """Addresses the gRPC server listens on (OVMS ``--grpc_bind_address``)."""

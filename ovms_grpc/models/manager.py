@@ -11,27 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 import openvino as ov
 
 from ovms_grpc.errors import (
     InvalidArgument,
-    LoadFailed,
     ModelNotFound,
     ModelNotReady,
     ServingError,
     VersionNotFound,
 )
+from ovms_grpc.models.loader import LoadOptions, load_model
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.models.repository import list_versions, version_dir
-from ovms_grpc.models.servable import LoadOptions, Servable
+from ovms_grpc.models.servable import Servable
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: How long a request waits for a version that is still loading (as OVMS).
 LOAD_WAIT_SECONDS = 10.0
@@ -95,7 +98,9 @@ class ModelEntry:
         self.config = config
         self.versions: dict[int, ModelVersion] = {}
         self.error = ""
-        """Why the model itself (not one version) cannot be served, e.g. an unreadable base path."""
+        """Why the model (not one version) cannot be served as configured, e.g. an unreadable base path."""
+        self.retired = False
+        """True once the model was removed from the configuration (its versions end in END)."""
 
     @property
     def name(self) -> str:
@@ -114,83 +119,183 @@ class ModelEntry:
 
 
 class ModelManager:
-    """Owns every model entry and loads their versions off the event loop."""
+    """Owns every model entry; reconciles them with the desired configuration off the event loop.
 
-    def __init__(
-        self, core: ov.Core, configs: Iterable[ModelConfig], max_queued_requests: int = 1024, loader_threads: int = 2
-    ) -> None:
+    ``apply`` (start-up, config reload) and ``rescan`` (version folders) are serialized; requests
+    read the current state without locks. A version switches to a new compiled model only once
+    that model compiled, and a retired one finishes its in-flight requests before release.
+    """
+
+    def __init__(self, core: ov.Core, max_queued_requests: int = 1024, loader_threads: int = 2) -> None:
         self._core = core
         self._max_queued = max_queued_requests
-        self._entries = {config.name: ModelEntry(config) for config in configs}
+        self._entries: dict[str, ModelEntry] = {}
         self._executor = ThreadPoolExecutor(max_workers=loader_threads, thread_name_prefix="model-loader")
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()
         self.ready = asyncio.Event()
         """Set once the first load attempt of every configured model has finished."""
+        self.config_error = ""
+        """Why the last configuration change was refused (the previous one keeps serving)."""
 
     @property
     def entries(self) -> dict[str, ModelEntry]:
         return self._entries
 
-    async def load_all(self) -> None:
-        """First load of every model; failures are recorded in the version states."""
-        await asyncio.gather(*(self._load_entry(entry) for entry in self._entries.values()))
+    async def run_blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """Run file-system or OpenVINO work in the loader executor."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def apply(self, configs: Sequence[ModelConfig]) -> bool:
+        """Make the served models match ``configs``; returns whether anything changed."""
+        async with self._lock:
+            wanted = {config.name: config for config in configs}
+            work = [self._retire_entry(e) for name, e in self._entries.items() if name not in wanted and not e.retired]
+            for config in configs:
+                entry = self._entries.get(config.name)
+                if entry is None:
+                    entry = self._entries[config.name] = ModelEntry(config)
+                    work.append(self._sync_versions(entry))
+                elif entry.config != config or entry.retired:
+                    work.append(self._reconfigure(entry, config))
+                else:
+                    work.append(self._sync_versions(entry))
+            changed = any(await asyncio.gather(*work))
         self.ready.set()
+        return changed
+
+    async def rescan(self) -> bool:
+        """Pick up version folders that appeared or disappeared; returns whether anything changed."""
+        async with self._lock:
+            work = [self._sync_versions(entry) for entry in self._entries.values() if not entry.retired]
+            return any(await asyncio.gather(*work))
 
     def load_errors(self) -> list[str]:
-        """One line per model that has no AVAILABLE version after loading."""
-        errors = []
-        for entry in self._entries.values():
-            if entry.available():
-                continue
-            errors.append(f'model "{entry.name}": {self._why(entry)}')
-        return errors
+        """One line per model that has no AVAILABLE version."""
+        return [
+            f'model "{entry.name}": {self._why(entry)}'
+            for entry in self._entries.values()
+            if not entry.retired and not entry.available()
+        ]
 
-    async def _load_entry(self, entry: ModelEntry) -> None:
-        loop = asyncio.get_running_loop()
+    async def _selected_versions(self, entry: ModelEntry) -> list[int] | None:
         try:
-            found = await loop.run_in_executor(self._executor, list_versions, entry.config.base_path)
+            found = await self.run_blocking(list_versions, entry.config.base_path)
         except ServingError as exc:
             entry.error = exc.details
             log.error('model "%s": %s', entry.name, entry.error)
-            return
+            return None
         selected = entry.config.version_policy.select(found)
-        if not selected:
-            entry.error = f"no version folder in {entry.config.base_path} matches the version policy"
+        entry.error = "" if selected else f"no version folder in {entry.config.base_path} matches the version policy"
+        if entry.error:
             log.error('model "%s": %s', entry.name, entry.error)
-        for number in selected:
-            entry.versions[number] = ModelVersion(entry.name, number)
-        await asyncio.gather(*(self._load_version(entry, entry.versions[n]) for n in selected))
+        return selected
 
-    async def _load_version(self, entry: ModelEntry, version: ModelVersion) -> None:
-        loop = asyncio.get_running_loop()
-        version.set_state(VersionState.LOADING)
-        path = version_dir(entry.config.base_path, version.version)
-        try:
-            compiled, nireq = await loop.run_in_executor(
-                self._executor, Servable.compile, self._core, path, entry.config.load
-            )
-            servable = Servable(entry.name, version.version, compiled, nireq, self._max_queued)
-        except ServingError as exc:
-            log.error('model "%s" version %d failed to load: %s', entry.name, version.version, exc.details)
-            version.set_state(VersionState.LOADING, "UNKNOWN", exc.details)
-            return
-        except Exception as exc:  # a model OpenVINO cannot describe must not stop the others
-            log.exception('model "%s" version %d failed to load', entry.name, version.version)
-            version.set_state(VersionState.LOADING, "UNKNOWN", str(LoadFailed(str(exc)).details))
-            return
-        log.info(
-            'model "%s" version %d loaded on %s with %d infer requests',
-            entry.name,
-            version.version,
-            entry.config.load.target_device,
-            nireq,
+    async def _sync_versions(self, entry: ModelEntry) -> bool:
+        selected = await self._selected_versions(entry)
+        if selected is None:
+            return False
+        to_load = [v for v in selected if v not in entry.versions or entry.versions[v].state >= VersionState.UNLOADING]
+        to_retire = [
+            record
+            for number, record in entry.versions.items()
+            if number not in selected and record.state <= VersionState.AVAILABLE
+        ]
+        for number in to_load:
+            entry.versions[number] = ModelVersion(entry.name, number)
+        await asyncio.gather(
+            *(self._load_version(entry, entry.versions[n]) for n in to_load),
+            *(self._retire(record) for record in to_retire),
         )
-        version.servable = servable
-        version.set_state(VersionState.AVAILABLE)
+        return bool(to_load or to_retire)
+
+    async def _reconfigure(self, entry: ModelEntry, config: ModelConfig) -> bool:
+        """A changed entry: every selected version is compiled anew and swapped in when ready."""
+        entry.config = config
+        entry.retired = False
+        selected = await self._selected_versions(entry)
+        if selected is None:
+            return False
+        work = []
+        for number in selected:
+            record = entry.versions.get(number)
+            if record is not None and record.state == VersionState.AVAILABLE:
+                work.append(self._swap(entry, record))
+            else:
+                entry.versions[number] = ModelVersion(entry.name, number)
+                work.append(self._load_version(entry, entry.versions[number]))
+        work += [
+            self._retire(record)
+            for number, record in entry.versions.items()
+            if number not in selected and record.state <= VersionState.AVAILABLE
+        ]
+        await asyncio.gather(*work)
+        return True
+
+    async def _compile(self, entry: ModelEntry, version: int) -> Servable:
+        path = version_dir(entry.config.base_path, version)
+        loaded = await self.run_blocking(load_model, self._core, path, entry.config.load)
+        for note in loaded.notes:
+            log.warning('model "%s" version %d: %s', entry.name, version, note)
+        log.info(
+            'model "%s" version %d compiled for %s: %d infer requests, %s',
+            entry.name,
+            version,
+            entry.config.load.target_device,
+            loaded.nireq,
+            ", ".join(f"{k}={v}" for k, v in loaded.properties.items()),
+        )
+        return Servable(entry.name, version, loaded, self._max_queued)
+
+    async def _load_version(self, entry: ModelEntry, record: ModelVersion) -> None:
+        record.set_state(VersionState.LOADING)
+        try:
+            servable = await self._compile(entry, record.version)
+        except Exception as exc:
+            details = exc.details if isinstance(exc, ServingError) else str(exc)
+            if not isinstance(exc, ServingError):
+                log.exception('model "%s" version %d failed to load', entry.name, record.version)
+            else:
+                log.error('model "%s" version %d failed to load: %s', entry.name, record.version, details)
+            record.set_state(VersionState.LOADING, "UNKNOWN", details)
+            return
+        record.servable = servable
+        record.set_state(VersionState.AVAILABLE)
+
+    async def _swap(self, entry: ModelEntry, record: ModelVersion) -> None:
+        try:
+            servable = await self._compile(entry, record.version)
+        except Exception as exc:
+            details = exc.details if isinstance(exc, ServingError) else str(exc)
+            entry.error = f"version {record.version} keeps its previous configuration: {details}"
+            log.error('model "%s": %s', entry.name, entry.error)
+            return
+        previous, record.servable = record.servable, servable
+        log.info('model "%s" version %d now serves its new configuration', entry.name, record.version)
+        if previous is not None:
+            self._in_background(previous.drain())
+
+    async def _retire(self, record: ModelVersion) -> None:
+        servable, record.servable = record.servable, None
+        record.set_state(VersionState.UNLOADING)
+        if servable is not None:
+            await servable.drain()
+        record.set_state(VersionState.END)
+
+    async def _retire_entry(self, entry: ModelEntry) -> bool:
+        entry.retired = True
+        await asyncio.gather(*(self._retire(r) for r in entry.versions.values() if r.state <= VersionState.AVAILABLE))
+        return True
+
+    def _in_background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def entry(self, name: str) -> ModelEntry:
         entry = self._entries.get(name)
         if entry is None:
-            known = ", ".join(sorted(self._entries)) or "none"
+            known = ", ".join(sorted(n for n, e in self._entries.items() if not e.retired)) or "none"
             raise ModelNotFound(f'model "{name}" not found (available models: {known})')
         return entry
 
@@ -200,11 +305,13 @@ class ModelManager:
         if version is None:
             chosen = entry.default_version()
             if chosen is None:
+                if entry.retired:
+                    raise ServingError(f'model "{name}" was removed', kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")
                 raise ModelNotReady(f'model "{name}" has no version available: {self._why(entry)}')
             return chosen
         record = entry.versions.get(version)
         if record is None:
-            known = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
+            known = ", ".join(str(v) for v in entry.available()) or "none"
             raise VersionNotFound(f'model "{name}" version {version} not found (available versions: {known})')
         return record
 
@@ -232,12 +339,9 @@ class ModelManager:
         return "; ".join(reasons) or "no version is loaded"
 
     async def close(self) -> None:
-        for entry in self._entries.values():
-            for record in entry.versions.values():
-                if record.state == VersionState.AVAILABLE:
-                    record.set_state(VersionState.UNLOADING)
-                    record.servable = None
-                    record.set_state(VersionState.END)
+        """Retire every version (in-flight requests finish first) and stop the loader threads."""
+        async with self._lock:
+            await asyncio.gather(*(self._retire_entry(e) for e in self._entries.values() if not e.retired))
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -1,18 +1,16 @@
-"""One loaded model version: compiled model, tensor specs and an inference pool."""
+"""One loaded model version: tensor specs, an inference pool, and the in-flight count that guards unloading."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import openvino as ov
 
 from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, ServingError
+from ovms_grpc.models.loader import LoadedModel, first_line
 from ovms_grpc.tensors import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -53,16 +51,6 @@ def tensor_spec(port: ov.Output, name: str) -> TensorSpec:
     return TensorSpec(name, datatype, tuple(dims))
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to compile one model version."""
-
-    target_device: str = "CPU"
-    plugin_config: Mapping[str, Any] | None = None
-    nireq: int = 0
-    """Infer requests in the pool; 0 means OpenVINO's optimal number."""
-
-
 class InferencePool:
     """A fixed set of OpenVINO infer requests driven from asyncio.
 
@@ -98,7 +86,7 @@ class InferencePool:
             request.start_async(dict(inputs), share_inputs=True)
         except Exception as exc:
             self._idle.put_nowait(request)
-            raise InvalidArgument(f"OpenVINO rejected the inputs: {_first_line(exc)}") from exc
+            raise InvalidArgument(f"OpenVINO rejected the inputs: {first_line(exc)}") from exc
         return await future
 
     @property
@@ -135,55 +123,29 @@ class InferencePool:
         except Exception as exc:  # an output that cannot be read is an inference failure
             log.exception("reading outputs failed")
             if not future.done():
-                future.set_exception(ServingError(_first_line(exc), kind_name="OV_INTERNAL_INFERENCE_ERROR"))
+                future.set_exception(ServingError(first_line(exc), kind_name="OV_INTERNAL_INFERENCE_ERROR"))
         finally:
             self._idle.put_nowait(request)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
-
-
-def find_model_file(version_dir: Path) -> Path:
-    """The file OpenVINO should read in a version directory."""
-    for pattern in ("*.xml", "*.onnx", "*.tflite", "*.pdmodel", "saved_model.pb"):
-        found = sorted(version_dir.glob(pattern))
-        if found:
-            return found[0] if found[0].name != "saved_model.pb" else version_dir
-    raise LoadFailed(f"no model file (*.xml, *.onnx, *.tflite, *.pdmodel, saved_model.pb) in {version_dir}")
 
 
 class Servable:
     """A compiled, ready-to-serve model version."""
 
-    def __init__(self, name: str, version: int, compiled: ov.CompiledModel, nireq: int, max_queued: int = 1024) -> None:
+    def __init__(self, name: str, version: int, loaded: LoadedModel, max_queued: int = 1024) -> None:
         self.name = name
         self.version = version
-        self.compiled = compiled
+        self.loaded = loaded
+        compiled = loaded.compiled
+        nireq = loaded.nireq
         self.inputs = [tensor_spec(port, port.any_name) for port in compiled.inputs]
         self.outputs = [tensor_spec(port, port.any_name) for port in compiled.outputs]
         self.input_by_name = {spec.name: spec for spec in self.inputs}
         self.nireq = nireq
+        self._in_flight = 0
+        self._drained: asyncio.Event | None = None
         self.pool = InferencePool(
             compiled, nireq, [spec.name for spec in self.outputs], max_queued, f'model "{name}" version {version}'
         )
-
-    @staticmethod
-    def compile(core: ov.Core, version_dir: Path, options: LoadOptions) -> tuple[ov.CompiledModel, int]:
-        """Read and compile a version directory. Blocking: run it in the loader executor."""
-        model_file = find_model_file(version_dir)
-        try:
-            model = core.read_model(str(model_file))
-        except Exception as exc:
-            raise LoadFailed(f"cannot read {model_file}: {_first_line(exc)}") from exc
-        config = {key: _property_value(value) for key, value in (options.plugin_config or {}).items()}
-        try:
-            compiled = core.compile_model(model, options.target_device, config)
-        except Exception as exc:
-            raise LoadFailed(f"cannot compile {model_file} for {options.target_device}: {_first_line(exc)}") from exc
-        nireq = options.nireq or int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        return compiled, max(nireq, 1)
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Infer; ``outputs`` names the outputs wanted (all when empty), already validated."""
@@ -192,12 +154,20 @@ class Servable:
             if array.dtype == object:
                 array = np.array(list(array.reshape(-1)), dtype=np.bytes_).reshape(array.shape)
             prepared[name] = array
-        return await self.pool.infer(prepared, outputs)
+        self._in_flight += 1
+        try:
+            return await self.pool.infer(prepared, outputs)
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._drained is not None:
+                self._drained.set()
 
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
 
-def _property_value(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "YES" if value else "NO"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
+    async def drain(self) -> None:
+        """Wait until the requests already running on this version have finished."""
+        if self._in_flight:
+            self._drained = asyncio.Event()
+            await self._drained.wait()

@@ -13,9 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc.models import manager as manager_module
+from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
-from ovms_grpc.models.servable import LoadOptions, Servable
 from ovms_grpc.server import ModelServer
 from ovms_grpc.settings import ServerConfig
 from tests import models
@@ -47,13 +48,13 @@ def output_of(response: pb.ModelInferResponse) -> np.ndarray:
 def gated_compile(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold every model compile until the test sets the returned event."""
     gate = threading.Event()
-    original = Servable.compile
+    original = manager_module.load_model
 
-    def compile_when_released(*args, **kwargs):
+    def load_when_released(*args, **kwargs):
         assert gate.wait(60), "test never released the compile gate"
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(Servable, "compile", staticmethod(compile_when_released))
+    monkeypatch.setattr(manager_module, "load_model", load_when_released)
     return gate
 
 

@@ -1,0 +1,108 @@
+"""Read and compile one model version directory with OpenVINO (blocking: runs in the loader executor)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openvino as ov
+
+from ovms_grpc.devices import normalize_plugin_config, requires_static_shapes
+from ovms_grpc.errors import LoadFailed
+from ovms_grpc.shapes import Layouts, Shapes, apply_settings, is_auto
+
+log = logging.getLogger(__name__)
+
+#: Compiled-model properties shown in status and logs, when the device reports them.
+REPORTED_PROPERTIES = ("NUM_STREAMS", "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS")
+
+MODEL_PATTERNS = ("*.xml", "*.onnx", "*.tflite", "*.pdmodel", "saved_model.pb")
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to compile one model version (equal options mean no reload is needed)."""
+
+    target_device: str = "CPU"
+    plugin_config: Mapping[str, Any] | None = None
+    nireq: int = 0
+    """Infer requests in the pool; 0 means OpenVINO's optimal number."""
+    batch_size: int | str | None = None
+    """Fixed batch (first dimension of every input), ``"auto"`` or None (as the model has it)."""
+    shapes: Shapes | None = None
+    """Input shapes to reshape to (see `ovms_grpc.shapes`); takes precedence over ``batch_size``."""
+    layouts: Layouts | None = None
+    """Layouts, adding a transpose where the client's layout differs from the model's."""
+
+
+@dataclass
+class LoadedModel:
+    """A compiled model and what is worth reporting about it."""
+
+    compiled: ov.CompiledModel
+    nireq: int
+    properties: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def first_line(exc: BaseException) -> str:
+    """The most specific line of an OpenVINO exception (its last non-empty line)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def find_model_file(version_dir: Path) -> Path:
+    """The file (or SavedModel folder) OpenVINO should read in a version directory."""
+    for pattern in MODEL_PATTERNS:
+        found = sorted(version_dir.glob(pattern))
+        if found:
+            return found[0] if found[0].name != "saved_model.pb" else version_dir
+    raise LoadFailed(f"no model file ({', '.join(MODEL_PATTERNS)}) in {version_dir}")
+
+
+def load_model(core: ov.Core, version_dir: Path, options: LoadOptions) -> LoadedModel:
+    """Read, reshape, add layout conversions and compile one version."""
+    model_file = find_model_file(version_dir)
+    try:
+        model = core.read_model(str(model_file))
+    except Exception as exc:
+        raise LoadFailed(f"cannot read {model_file}: {first_line(exc)}") from exc
+    try:
+        model = apply_settings(model, options.shapes, options.batch_size, options.layouts)
+    except ValueError as exc:
+        raise LoadFailed(f"{model_file}: {exc}", kind_name="RESHAPE_ERROR") from exc
+    if requires_static_shapes(options.target_device):
+        dynamic = [port.any_name for port in model.inputs if port.get_partial_shape().is_dynamic]
+        if dynamic or is_auto(options.shapes, options.batch_size):
+            raise LoadFailed(
+                f"{options.target_device} needs static shapes, but input(s) {', '.join(dynamic) or 'with auto shape'} "
+                "are dynamic: set shape or batch_size for this model"
+            )
+    try:
+        config, notes = normalize_plugin_config(dict(options.plugin_config or {}))
+    except ValueError as exc:
+        raise LoadFailed(f"plugin_config: {exc}") from exc
+    config = {key: _property_value(value) for key, value in config.items()}
+    try:
+        compiled = core.compile_model(model, options.target_device, config)
+    except Exception as exc:
+        raise LoadFailed(f"cannot compile {model_file} for {options.target_device}: {first_line(exc)}") from exc
+    properties = {}
+    for name in REPORTED_PROPERTIES:
+        try:
+            properties[name] = str(compiled.get_property(name)).removeprefix("PerformanceMode.")
+        except Exception:  # not every device reports every property
+            continue
+    optimal = int(properties.get("OPTIMAL_NUMBER_OF_INFER_REQUESTS", "1"))
+    return LoadedModel(compiled, max(options.nireq or optimal, 1), properties, notes)
+
+
+def _property_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "YES" if value else "NO"
+    if isinstance(value, int | float):
+        return str(value)
+    return value

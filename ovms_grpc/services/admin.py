@@ -1,0 +1,55 @@
+"""`ovms.admin.v1.AdminService`: status of every model version, and config reload."""
+
+from __future__ import annotations
+
+import grpc
+
+from ovms_grpc.errors import ServingError
+from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as pb
+from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc as pb_grpc
+from ovms_grpc.models.manager import ModelEntry, ModelManager
+from ovms_grpc.reloader import ConfigReloader
+from ovms_grpc.services.status import unary
+
+
+def model_status(entry: ModelEntry) -> pb.ModelStatus:
+    status = pb.ModelStatus(error=entry.error, target_device=entry.config.load.target_device)
+    for number, record in sorted(entry.versions.items()):
+        servable = record.servable
+        status.model_version_status.add(
+            version=number,
+            state=int(record.state),
+            error_code=record.error_code,
+            error_message=record.error_message,
+            properties=servable.loaded.properties if servable else {},
+            nireq=servable.loaded.nireq if servable else 0,
+        )
+    return status
+
+
+def server_status(manager: ModelManager, model_name: str = "") -> pb.GetServerStatusResponse:
+    names = [model_name] if model_name else sorted(manager.entries)
+    return pb.GetServerStatusResponse(
+        models={name: model_status(manager.entry(name)) for name in names}, config_error=manager.config_error
+    )
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    def __init__(self, manager: ModelManager, reloader: ConfigReloader) -> None:
+        self._manager = manager
+        self._reloader = reloader
+
+    @unary
+    async def GetServerStatus(
+        self, request: pb.GetServerStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetServerStatusResponse:
+        return server_status(self._manager, request.model_name)
+
+    @unary
+    async def ReloadConfig(
+        self, request: pb.ReloadConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReloadConfigResponse:
+        result = await self._reloader.reload()
+        if result.error:
+            raise ServingError(result.error, kind_name="JSON_INVALID")
+        return pb.ReloadConfigResponse(reloaded=result.changed, status=server_status(self._manager))
