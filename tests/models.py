@@ -93,3 +93,19 @@ def write_onnx_add(base: Path, version: int = 1, increment: float = 3.0) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(folder / "model.onnx"))
     return base
+
+
+def build_channel_sum() -> ov.Model:
+    """NCHW FP32 [1,3,4,4] ``image`` -> ``sums`` [1,3]: the sum of each channel (reveals the layout)."""
+    image = op.parameter([1, 3, 4, 4], np.float32, name="image")
+    sums = op.reduce_sum(image, op.constant(np.array([2, 3], np.int64)), False)
+    sums.output(0).get_tensor().set_names({"sums"})
+    return ov.Model([sums], [image], "channel_sum")
+
+
+def write_config(path: Path, models: list[dict]) -> Path:
+    """An OVMS config.json with one model_config_list entry per dict."""
+    import json
+
+    path.write_text(json.dumps({"model_config_list": [{"config": m} for m in models]}, indent=2))
+    return path

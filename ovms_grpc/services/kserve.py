@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ovms_grpc import __version__
-from ovms_grpc.errors import ServingError
+from ovms_grpc.errors import ModelNotReady, ServingError
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovms_grpc.models.manager import ModelManager, VersionState, parse_version
@@ -45,7 +45,10 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
-        record = self._manager.version(request.name, parse_version(request.version))
+        try:
+            record = self._manager.version(request.name, parse_version(request.version))
+        except ModelNotReady:  # the model exists but no version is loaded: not ready, not an error
+            return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=record.state == VersionState.AVAILABLE)
 
     @unary
