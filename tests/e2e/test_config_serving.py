@@ -30,11 +30,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory, dummy_repo: Path) -> Path:
         {"name": "auto", "base_path": "add", "target_device": "AUTO:CPU"},
         {"name": "hetero", "base_path": "add", "target_device": "HETERO:CPU"},
         {"name": "multi", "base_path": "add", "target_device": "MULTI:CPU"},
-        {"name": "batch", "base_path": "add", "target_device": "BATCH:CPU(4)", "plugin_config": {"AUTO_BATCH_TIMEOUT": 50}},
+        {"name": "batch", "base_path": "add", "target_device": "BATCH:CPU(4)", "plugin_config": {"AUTO_BATCH_TIMEOUT": 50}},  # noqa: E501
         {"name": "gpu", "base_path": "add", "target_device": "GPU"},
         {"name": "npu", "base_path": "dynamic", "target_device": "NPU"},
         {"name": "legacy", "base_path": "add", "plugin_config": {"KEY_CPU_THROUGHPUT_STREAMS": "CPU_THROUGHPUT_AUTO"}},
-        {"name": "hint_and_streams", "base_path": "add", "plugin_config": {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 1}},
+        {"name": "hint_and_streams", "base_path": "add", "plugin_config": {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 1}},  # noqa: E501
         {"name": "bad_property", "base_path": "add", "plugin_config": {"NOT_A_PROPERTY": "1"}},
         {"name": "bad_value", "base_path": "add", "plugin_config": {"NUM_STREAMS": "many"}},
         {"name": "shaped", "base_path": "dynamic", "shape": "(2,10)"},
