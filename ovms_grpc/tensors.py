@@ -135,6 +135,15 @@ def validate_tensor(spec: TensorSpec, datatype: str, shape: Sequence[int]) -> No
             )
 
 
+def fits(spec: TensorSpec, shape: Sequence[int]) -> bool:
+    """Whether ``shape`` is within the spec's dimension bounds."""
+    if spec.dynamic_rank:
+        return True
+    if len(shape) != len(spec.dims):
+        return False
+    return all(lo <= size and (hi == -1 or size <= hi) for size, (lo, hi) in zip(shape, spec.dims, strict=True))
+
+
 def array_from_raw(spec: TensorSpec, shape: Sequence[int], raw: bytes) -> np.ndarray:
     """View a raw buffer as an array of ``shape`` (no copy), checking its byte size."""
     if spec.datatype == "BYTES":

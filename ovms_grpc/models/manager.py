@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +31,8 @@ from ovms_grpc.models.loader import LoadOptions, load_model
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.models.repository import list_versions, version_dir
 from ovms_grpc.models.servable import Servable
+from ovms_grpc.shapes import AUTO, ShapeValue, is_auto
+from ovms_grpc.tensors import fits
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class ModelVersion:
         self.error_message = ""
         self.servable: Servable | None = None
         self.settled = asyncio.Event()
+        self.reshape_lock = asyncio.Lock()
 
     def set_state(self, state: VersionState, error_code: str = "OK", error_message: str = "") -> None:
         self.state = state
@@ -232,9 +235,9 @@ class ModelManager:
         await asyncio.gather(*work)
         return True
 
-    async def _compile(self, entry: ModelEntry, version: int) -> Servable:
+    async def _compile(self, entry: ModelEntry, version: int, options: LoadOptions | None = None) -> Servable:
         path = version_dir(entry.config.base_path, version)
-        loaded = await self.run_blocking(load_model, self._core, path, entry.config.load)
+        loaded = await self.run_blocking(load_model, self._core, path, options or entry.config.load)
         for note in loaded.notes:
             log.warning('model "%s" version %d: %s', entry.name, version, note)
         log.info(
@@ -245,7 +248,43 @@ class ModelManager:
             loaded.nireq,
             ", ".join(f"{k}={v}" for k, v in loaded.properties.items()),
         )
-        return Servable(entry.name, version, loaded, self._max_queued)
+        auto = is_auto(entry.config.load.shapes, entry.config.load.batch_size)
+        return Servable(entry.name, version, loaded, self._max_queued, auto)
+
+    async def fit_shapes(self, servable: Servable, shapes: Mapping[str, Sequence[int]]) -> Servable:
+        """For a version with shape or batch_size "auto": reload it for the request's shapes when they differ.
+
+        The version keeps serving its current shape until the reshaped model compiled (as any reload).
+        """
+        if all(fits(spec, shapes[spec.name]) for spec in servable.inputs if spec.name in shapes):
+            return servable
+        entry = self.entry(servable.name)
+        record = entry.versions[servable.version]
+        async with record.reshape_lock:
+            current = record.servable
+            if current is None:
+                raise ServingError(f'model "{servable.name}" version {servable.version} is retired',
+                                   kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")  # fmt: skip
+            if all(fits(spec, shapes[spec.name]) for spec in current.inputs if spec.name in shapes):
+                return current
+            load = entry.config.load
+            wanted: list[tuple[str, ShapeValue]] = []
+            for spec in current.inputs:
+                shape = shapes.get(spec.name)
+                if shape is None or spec.dynamic_rank:
+                    continue
+                if load.batch_size == AUTO and not any(v == AUTO for _, v in load.shapes or ()):
+                    dims = ((shape[0], shape[0]), *spec.dims[1:]) if shape else spec.dims
+                else:
+                    dims = tuple((d, d) for d in shape)
+                wanted.append((spec.name, dims))
+            log.info('model "%s" version %d: reshaping for a request with %s', servable.name, servable.version,
+                     ", ".join(f"{n}{list(d)}" for n, d in shapes.items()))  # fmt: skip
+            reshaped = await self._compile(entry, record.version, replace(load, shapes=tuple(wanted), batch_size=None))
+            previous, record.servable = record.servable, reshaped
+            if previous is not None:
+                self._in_background(previous.release())
+            return reshaped
 
     async def _load_version(self, entry: ModelEntry, record: ModelVersion) -> None:
         record.set_state(VersionState.LOADING)
@@ -273,13 +312,13 @@ class ModelManager:
         previous, record.servable = record.servable, servable
         log.info('model "%s" version %d now serves its new configuration', entry.name, record.version)
         if previous is not None:
-            self._in_background(previous.drain())
+            self._in_background(previous.release())
 
     async def _retire(self, record: ModelVersion) -> None:
         servable, record.servable = record.servable, None
         record.set_state(VersionState.UNLOADING)
         if servable is not None:
-            await servable.drain()
+            await servable.release()
         record.set_state(VersionState.END)
 
     async def _retire_entry(self, entry: ModelEntry) -> bool:

@@ -73,12 +73,14 @@ class InferencePool:
         }
         self._loop = asyncio.get_running_loop()
         self._idle: asyncio.Queue[ov.InferRequest] = asyncio.Queue()
-        for _ in range(size):
-            request = compiled.create_infer_request()
+        self._requests = [compiled.create_infer_request() for _ in range(size)]
+        for request in self._requests:
             self._idle.put_nowait(request)
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run one inference; copies out the named outputs (all when ``outputs`` is empty)."""
+        if not self._requests:
+            raise ServingError(f"{self._label} is retired", kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")
         request = self._idle.get_nowait() if not self._idle.empty() else await self._wait_for_request()
         future: asyncio.Future[dict[str, np.ndarray]] = self._loop.create_future()
         request.set_callback(self._on_done_thread, (request, future, outputs or list(self._output_index)))
@@ -88,6 +90,16 @@ class InferencePool:
             self._idle.put_nowait(request)
             raise InvalidArgument(f"OpenVINO rejected the inputs: {first_line(exc)}") from exc
         return await future
+
+    def close(self) -> None:
+        """Drop the infer requests. Each holds its callback, which holds this pool: a reference
+        cycle through C++ that Python's collector cannot see, so without this the compiled
+        model would never be freed."""
+        for request in self._requests:
+            request.set_callback(_ignore, None)
+        self._requests.clear()
+        while not self._idle.empty():
+            self._idle.get_nowait()
 
     @property
     def idle(self) -> int:
@@ -128,13 +140,21 @@ class InferencePool:
             self._idle.put_nowait(request)
 
 
+def _ignore(userdata: object) -> None:
+    """A callback that keeps nothing alive."""
+
+
 class Servable:
     """A compiled, ready-to-serve model version."""
 
-    def __init__(self, name: str, version: int, loaded: LoadedModel, max_queued: int = 1024) -> None:
+    def __init__(
+        self, name: str, version: int, loaded: LoadedModel, max_queued: int = 1024, auto_shape: bool = False
+    ) -> None:
         self.name = name
         self.version = version
         self.loaded = loaded
+        self.auto_shape = auto_shape
+        """Configured with shape or batch_size "auto": a request of another shape reloads it (as OVMS)."""
         compiled = loaded.compiled
         nireq = loaded.nireq
         self.inputs = [tensor_spec(port, port.any_name) for port in compiled.inputs]
@@ -171,3 +191,8 @@ class Servable:
         if self._in_flight:
             self._drained = asyncio.Event()
             await self._drained.wait()
+
+    async def release(self) -> None:
+        """Finish in-flight requests, then free the infer requests (and so the compiled model)."""
+        await self.drain()
+        self.pool.close()

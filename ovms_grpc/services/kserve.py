@@ -94,6 +94,8 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         servable = await self._manager.servable(request.model_name, parse_version(request.model_version))
+        if servable.auto_shape:
+            servable = await self._manager.fit_shapes(servable, {t.name: list(t.shape) for t in request.inputs})
         requested = [output.name for output in request.outputs]
         validate_output_names(servable.name, servable.version, servable.outputs, requested)
         inputs = decode_inputs(request, servable)

@@ -41,6 +41,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory, dummy_repo: Path) -> Path:
         {"name": "batched", "base_path": "add", "batch_size": 4, "nireq": 3},
         {"name": "ranged", "base_path": "dynamic", "shape": {"b": "(1:3,10)"}},
         {"name": "nhwc", "base_path": "channel_sum", "layout": "NHWC:NCHW"},
+        {"name": "auto_shape", "base_path": "add", "shape": "auto"},
+        {"name": "auto_batch", "base_path": "add", "batch_size": "auto"},
+        {"name": "auto_sum", "base_path": "channel_sum", "shape": "auto"},
     ]  # fmt: skip
     models.write_config(root / "config.json", entries)
     return root
@@ -141,3 +144,29 @@ def test_config_path_excludes_model_flags(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 64
     assert "Model parameters in CLI are exclusive with the config file: --nireq" in result.stderr
+
+
+def test_auto_shape_reloads_the_version_for_the_request_shape(client: Client) -> None:
+    assert list(client.metadata("auto_shape").inputs[0].shape) == [1, 10]
+    for shape in ([3, 10], [2, 7], [1, 10]):
+        data = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+        np.testing.assert_array_equal(client.infer("auto_shape", {"b": data})["a"], data + 1)
+        assert list(client.metadata("auto_shape").inputs[0].shape) == shape
+
+
+def test_auto_batch_changes_only_the_batch_dimension(client: Client) -> None:
+    np.testing.assert_array_equal(client.infer("auto_batch", {"b": np.ones((5, 10), np.float32)})["a"], 2)
+    assert list(client.metadata("auto_batch").inputs[0].shape) == [5, 10]
+    with pytest.raises(grpc.RpcError) as info:
+        client.infer("auto_batch", {"b": np.ones((5, 11), np.float32)})
+    assert info.value.details() == "Invalid input shape - Expected: (5,10); Actual: (5,11); input name: b"
+
+
+def test_auto_shape_that_cannot_fit_is_a_reshape_error(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        client.infer("auto_sum", {"image": np.ones((1, 3, 4), np.float32)})
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.details().startswith("Model could not be reshaped with requested shape - ")
+    assert "image" in info.value.details()
+    sums = client.infer("auto_sum", {"image": np.ones((1, 3, 4, 4), np.float32)})["sums"]
+    np.testing.assert_array_equal(sums, np.full((1, 3), 16.0))
