@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from pathlib import Path
 
@@ -184,6 +185,42 @@ def test_requests_past_the_queue_bound_are_resource_exhausted(demo_repo: Path) -
                 assert 'model "resnet_like" version 1: 2 requests already wait' in error.details()
                 assert ("ovms-error-kind", "RESOURCE_EXHAUSTED") in tuple(error.trailing_metadata())
             assert len((await stub.ModelInfer(image)).raw_output_contents[0]) == 4000
+        await server.stop()
+
+    run(scenario())
+
+
+def test_retired_version_finishes_requests_in_flight(tmp_path: Path) -> None:
+    repo = tmp_path / "m"
+    models.save(models.build_add([-1, -1], 1.0, "dummy"), repo, 1)
+    models.save(models.build_add([-1, -1], 2.0, "dummy"), repo, 2)
+    big = pb.ModelInferRequest(model_name="dummy", model_version="1")
+    big.inputs.add(name="b", datatype="FP32", shape=[2048, 2048])
+    big.raw_input_contents.append(np.zeros((2048, 2048), np.float32).tobytes())
+
+    async def scenario() -> None:
+        server = make_server(repo, nireq=2)
+        await server.start()
+        record = server.manager.entries["dummy"].versions[1]
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}", options=options) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            calls = [asyncio.ensure_future(stub.ModelInfer(big)) for _ in range(6)]
+            while record.servable is None or record.servable.in_flight == 0:
+                await asyncio.sleep(0.001)
+            shutil.rmtree(repo / "1")
+            rescan = asyncio.ensure_future(server.manager.rescan())
+            # a version released before its in-flight requests finished would leave them hanging
+            responses = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 60)
+            await rescan
+            answered = [r for r in responses if isinstance(r, pb.ModelInferResponse)]
+            assert answered, responses  # the requests already running finished normally
+            for response in answered:
+                assert response.model_version == "1"
+                assert np.frombuffer(response.raw_output_contents[0], np.float32)[:3].tolist() == [1.0] * 3
+            for error in (r for r in responses if not isinstance(r, pb.ModelInferResponse)):
+                assert error.code() == grpc.StatusCode.NOT_FOUND  # arrived after the version was retired
+            assert record.state.name == "END"
         await server.stop()
 
     run(scenario())
