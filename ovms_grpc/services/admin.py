@@ -23,6 +23,7 @@ def model_status(entry: ModelEntry) -> pb.ModelStatus:
             error_message=record.error_message,
             properties=servable.loaded.properties if servable else {},
             nireq=servable.loaded.nireq if servable else 0,
+            notes=servable.loaded.notes if servable else [],
         )
     return status
 

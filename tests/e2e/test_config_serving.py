@@ -95,6 +95,10 @@ def test_effective_properties_are_reported(client: Client) -> None:
     assert legacy.state == 30 and legacy.properties["NUM_STREAMS"] == "2" and legacy.nireq == 2
     (both,) = client.status("hint_and_streams").models["hint_and_streams"].model_version_status
     assert both.properties["PERFORMANCE_HINT"] == "THROUGHPUT" and both.properties["NUM_STREAMS"] == "1"
+    assert list(both.notes) == [
+        "NUM_STREAMS=1 overrides the stream count of PERFORMANCE_HINT=THROUGHPUT (OpenVINO applies the explicit value)"
+    ]
+    assert list(legacy.notes) == ["KEY_CPU_THROUGHPUT_STREAMS is read as NUM_STREAMS"]
     (batched,) = client.status("batched").models["batched"].model_version_status
     assert batched.nireq == 3
 

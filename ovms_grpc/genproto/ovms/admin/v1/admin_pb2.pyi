@@ -171,6 +171,7 @@ class ModelVersionStatus(_message.Message):
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     PROPERTIES_FIELD_NUMBER: _builtins.int
     NIREQ_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     state: Global___VersionState.ValueType
     error_code: _builtins.str
@@ -182,6 +183,12 @@ class ModelVersionStatus(_message.Message):
     def properties(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Effective compiled-model properties (NUM_STREAMS, OPTIMAL_NUMBER_OF_INFER_REQUESTS, ...)."""
 
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """How the configuration was read, e.g. a legacy property name mapped to its current one, or a
+        stream count that overrides the one PERFORMANCE_HINT would choose.
+        """
+
     def __init__(
         self,
         *,
@@ -191,10 +198,11 @@ class ModelVersionStatus(_message.Message):
         error_message: _builtins.str = ...,
         properties: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         nireq: _builtins.int = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "nireq", b"nireq", "properties", b"properties", "state", b"state", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "nireq", b"nireq", "notes", b"notes", "properties", b"properties", "state", b"state", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
