@@ -84,6 +84,7 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        Path(self._log.name).unlink(missing_ok=True)
         return self.process.returncode
 
     def __enter__(self) -> ServerProcess:
