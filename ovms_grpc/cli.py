@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
+from ovms_grpc.gateway_process import GatewaySettings
 from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
@@ -54,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model_path", help="model directory with numeric version folders (1/, 2/, ...)")
     add("--model_name", help="name the model is served under")
     add("--port", type=int, default=None, help="gRPC port (OVMS default 0 = off; --demo defaults to 9000)")
-    add("--rest_port", type=int, default=0, help="REST port (the REST gateway is not part of this build yet)")
+    add("--rest_port", type=int, default=0, help="REST port: starts the REST gateway as a child process")
+    add("--rest_bind_address", default="0.0.0.0", help="address the REST gateway listens on")
+    add(
+        "--rest_workers",
+        type=int,
+        help="accepted for OVMS compatibility (2..10000); the gateway is one asyncio process",
+    )
+    add("--rest_max_request_bytes", type=int, default=1024**3, help="largest REST request body (413 past it)")
     add("--grpc_bind_address", default="0.0.0.0", help="comma-separated addresses for the gRPC server")
     add("--grpc_workers", type=int, default=1, help="gRPC workers, 1..CPU count")
     add(
@@ -146,7 +154,17 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     _check(0 <= port <= 65535 and 0 <= args.rest_port <= 65535, "port numbers must be between 0 and 65535")
     _check(port != 0 or args.rest_port != 0, "port and rest_port cannot both be unset")
     _check(port != args.rest_port, "port and rest_port cannot have the same values")
-    _check(args.rest_port == 0, "rest_port: the REST gateway is not available in this build yet; use gRPC (--port)")
+    if args.rest_workers is not None:
+        _check(args.rest_port != 0, "rest_workers is set but rest_port is not")
+        _check(2 <= args.rest_workers <= 10000, "rest_workers count should be from 2 to 10000")
+    gateway = None
+    if args.rest_port:
+        gateway = GatewaySettings(
+            port=args.rest_port,
+            bind_address=args.rest_bind_address,
+            log_level=args.log_level,
+            max_request_bytes=args.rest_max_request_bytes,
+        )
     _check(args.max_queued_requests >= 0, "max_queued_requests must be a non-negative integer")
     _check(args.file_system_poll_wait_seconds >= 0, "file_system_poll_wait_seconds must be a non-negative integer")
     sources = [bool(args.demo), bool(args.config_path), bool(args.model_path or args.model_name)]
@@ -181,6 +199,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         grpc_workers=args.grpc_workers,
         channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
         max_queued_requests=args.max_queued_requests,
+        gateway=gateway,
         exit_on_load_failure=config_path is None,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import tempfile
 
 import grpc
 import openvino as ov
@@ -12,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from ovms_grpc.config import ConfigError
+from ovms_grpc.gateway_process import GatewaySupervisor
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
@@ -56,19 +58,35 @@ class ModelServer:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
         )
         self.ports: list[int] = []
+        self.gateway: GatewaySupervisor | None = None
+        self._socket_dir: tempfile.TemporaryDirectory | None = None
+
+    def _listen(self, target: str) -> int:
+        try:
+            return self._server.add_insecure_port(target)
+        except RuntimeError as exc:
+            raise StartupError(f"cannot listen on {target}: {exc}") from exc
 
     async def start(self) -> None:
-        """Listen at once (health says NOT_SERVING), then load every model."""
+        """Listen at once (health says NOT_SERVING), start the gateway, then load every model."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        for address in self.config.bind_addresses:
-            target = f"[{address}]:{self.config.port}" if ":" in address else f"{address}:{self.config.port}"
-            try:
-                port = self._server.add_insecure_port(target)
-            except RuntimeError as exc:
-                raise StartupError(f"cannot listen on {target}: {exc}") from exc
-            self.ports.append(port)
+        gateway_target = ""
+        if self.config.port or not self.config.gateway:
+            for address in self.config.bind_addresses:
+                host = f"[{address}]" if ":" in address else address
+                self.ports.append(self._listen(f"{host}:{self.config.port}"))
+            first = self.config.bind_addresses[0]
+            local = "127.0.0.1" if first in ("0.0.0.0", "::") else first
+            gateway_target = f"[{local}]:{self.ports[0]}" if ":" in local else f"{local}:{self.ports[0]}"
+            log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
+        else:  # --port 0 --rest_port N: only the gateway talks gRPC, over a private socket
+            self._socket_dir = tempfile.TemporaryDirectory(prefix="ovms-grpc-")
+            gateway_target = f"unix:{self._socket_dir.name}/grpc.sock"
+            self._listen(gateway_target)
         await self._server.start()
-        log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
+        if self.config.gateway:
+            self.gateway = GatewaySupervisor(self.config.gateway, gateway_target)
+            self.gateway.start()
         try:
             await self.reloader.start()
         except ConfigError as exc:
@@ -93,6 +111,8 @@ class ModelServer:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._poller is not None:
             self._poller.cancel()
+        if self.gateway is not None:
+            await self.gateway.stop()
         await self._server.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.manager.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ovms_grpc.gateway_process import GatewaySettings
 from ovms_grpc.models.manager import ModelConfig
 
 #: OVMS's default maximum gRPC message size (1 GiB), both directions.
@@ -31,6 +32,8 @@ class ServerConfig:
     """OVMS ``--grpc_workers``; validated, and one grpc.aio server polls its queue on the event loop."""
     channel_arguments: tuple[tuple[str, int | str], ...] = field(default_factory=tuple)
     """Extra gRPC server options from ``--grpc_channel_arguments`` (they override the defaults)."""
+    gateway: GatewaySettings | None = None
+    """The REST gateway to run as a child process (``--rest_port``), if any."""
     max_queued_requests: int = 1024
     """Requests that may wait for a free infer request, per servable; past it: RESOURCE_EXHAUSTED."""
     exit_on_load_failure: bool = True

@@ -222,6 +222,9 @@ def to_raw(array: np.ndarray) -> bytes:
     """The raw KServe form of an array (row-major bytes, or length-prefixed BYTES)."""
     if array.dtype == object or array.dtype.kind in "SU":
         return serialize_bytes(array)
+    base = array.base
+    if isinstance(base, bytes) and array.flags.c_contiguous and len(base) == array.nbytes:
+        return base  # already the exact bytes (an output read from OpenVINO): no second copy
     return np.ascontiguousarray(array).tobytes()
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def rest_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1.0) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 def health_status(address: str, service: str = "", timeout: float = 2.0) -> int | None:
     """The health status of ``service``, or None when the server does not answer."""
     with grpc.insecure_channel(address) as channel:
@@ -37,21 +49,24 @@ def health_status(address: str, service: str = "", timeout: float = 2.0) -> int 
 
 
 class ServerProcess:
-    """``python -m ovms_grpc ARGS --port <free>`` with its log captured to a file."""
+    """``python -m ovms_grpc ARGS --port <free>`` with its log captured to a file.
 
-    def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
+    With ``rest=True`` the server also gets ``--rest_port <free>`` and ``wait_ready`` waits for
+    the gateway's ``/v2/health/ready`` too.
+    """
+
+    def __init__(
+        self, *args: str, port: int | None = None, env: dict[str, str] | None = None, rest: bool = False
+    ) -> None:
+        self.port = port if port is not None else free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.rest_port = free_port() if rest else 0
+        self.rest_url = f"http://127.0.0.1:{self.rest_port}"
+        extra = ["--rest_port", str(self.rest_port), "--rest_bind_address", "127.0.0.1"] if rest else []
         self.args = [
-            sys.executable,
-            "-m",
-            "ovms_grpc",
-            *args,
-            "--port",
-            str(self.port),
-            "--grpc_bind_address",
-            "127.0.0.1",
-        ]
+            sys.executable, "-m", "ovms_grpc", *args, *extra,
+            "--port", str(self.port), "--grpc_bind_address", "127.0.0.1",
+        ]  # fmt: skip
         self._log = tempfile.NamedTemporaryFile(prefix="ovms-grpc-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
             self.args,
@@ -70,7 +85,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log}")
-            if health_status(self.address, timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
+            grpc_ready = self.port == 0 or health_status(self.address, timeout=1.0) == SERVING
+            if grpc_ready and (not self.rest_port or rest_ready(self.rest_url)):
                 return self
             time.sleep(0.1)
         raise TimeoutError(f"server not SERVING after {timeout} s:\n{self.log}")

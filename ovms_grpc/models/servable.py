@@ -122,7 +122,9 @@ class InferencePool:
         tensor = request.get_output_tensor(index)
         if index in self._string_outputs:
             return tensor.bytes_data.astype(object)
-        return np.array(tensor.data, copy=True)
+        # one copy into an immutable buffer that the encoder can send as it is (see tensors.to_raw)
+        data = tensor.data
+        return np.frombuffer(data.tobytes(), dtype=data.dtype).reshape(data.shape)
 
     def _on_done_thread(self, userdata: tuple[ov.InferRequest, asyncio.Future, Sequence[str]]) -> None:
         self._loop.call_soon_threadsafe(self._complete, *userdata)

@@ -24,9 +24,10 @@ from tests import models
 from tests.component.loop import run
 
 
-def make_server(repo: Path, name: str = "dummy", nireq: int = 0) -> ModelServer:
+def make_server(repo: Path, name: str = "dummy", nireq: int = 0, plugin_config: dict | None = None) -> ModelServer:
+    """A server on a free loopback port; ``plugin_config`` may leave a core to the event loop (2-core machines)."""
     config = ServerConfig(
-        models=(ModelConfig(name, repo, LoadOptions(nireq=nireq), VersionPolicy("all")),),
+        models=(ModelConfig(name, repo, LoadOptions(nireq=nireq, plugin_config=plugin_config), VersionPolicy("all")),),
         port=0,
         bind_addresses=("127.0.0.1",),
         shutdown_grace_seconds=1.0,
@@ -195,11 +196,11 @@ def test_retired_version_finishes_requests_in_flight(tmp_path: Path) -> None:
     models.save(models.build_add([-1, -1], 1.0, "dummy"), repo, 1)
     models.save(models.build_add([-1, -1], 2.0, "dummy"), repo, 2)
     big = pb.ModelInferRequest(model_name="dummy", model_version="1")
-    big.inputs.add(name="b", datatype="FP32", shape=[2048, 2048])
-    big.raw_input_contents.append(np.zeros((2048, 2048), np.float32).tobytes())
+    big.inputs.add(name="b", datatype="FP32", shape=[1024, 1024])
+    big.raw_input_contents.append(np.zeros((1024, 1024), np.float32).tobytes())
 
     async def scenario() -> None:
-        server = make_server(repo, nireq=2)
+        server = make_server(repo, nireq=2, plugin_config={"INFERENCE_NUM_THREADS": 1})
         await server.start()
         record = server.manager.entries["dummy"].versions[1]
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]

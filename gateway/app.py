@@ -1,0 +1,68 @@
+"""The ASGI application: routes, error answers in OVMS's shape, the upstream channel's lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import config_routes, kserve_routes
+from gateway.http_errors import HttpError, error_response
+from gateway.upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+#: OVMS's defaults: 1 GiB bodies and gRPC messages.
+DEFAULT_LIMIT_BYTES = 1024 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    grpc_target: str
+    """Where the server listens (``host:port`` or ``unix:/path``)."""
+    max_body_bytes: int = DEFAULT_LIMIT_BYTES
+    """Largest request body accepted; larger ones get 413."""
+    max_message_bytes: int = DEFAULT_LIMIT_BYTES
+    """gRPC message limit towards the server, both directions."""
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return error_response(exc.status, exc.message)
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:  # OVMS: an unknown URL is REST_INVALID_URL
+        return error_response(400, f"Invalid request URL - {request.url.path}")
+    if exc.status_code == 405:  # OVMS: a known URL with the wrong method is REST_UNSUPPORTED_METHOD
+        return error_response(406, f"Unsupported method - {request.method} {request.url.path}")
+    return error_response(exc.status_code, str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "Internal server error")
+
+
+def create_app(config: GatewayConfig) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.upstream = Upstream(config.grpc_target, config.max_message_bytes)
+        app.state.max_body_bytes = config.max_body_bytes
+        try:
+            yield
+        finally:
+            await app.state.upstream.close()
+
+    return Starlette(
+        routes=[*kserve_routes.ROUTES, *config_routes.ROUTES],
+        exception_handlers={HttpError: _http_error, HTTPException: _starlette_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )

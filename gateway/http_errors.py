@@ -1,0 +1,52 @@
+"""gRPC failures -> HTTP responses, through the server's one error table (`ovms_grpc.errors`)."""
+
+from __future__ import annotations
+
+import grpc
+import orjson
+from starlette.responses import Response
+
+from ovms_grpc.errors import ERROR_KIND_KEY, KINDS, ServingError
+
+#: For statuses that carry no error kind (raised by gRPC itself, e.g. a message over the size limit).
+HTTP_STATUS_BY_GRPC_CODE = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.CANCELLED: 499,
+}
+
+
+class HttpError(Exception):
+    """An HTTP error answer: ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+
+
+def from_serving_error(error: ServingError) -> HttpError:
+    return HttpError(error.kind.http_status, error.message)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
+    """The HTTP code of the error kind the server sent, or of the bare gRPC status."""
+    kind_name = dict(error.trailing_metadata() or ()).get(ERROR_KIND_KEY)
+    if isinstance(kind_name, str) and kind_name in KINDS:
+        return HttpError(KINDS[kind_name].http_status, error.details() or KINDS[kind_name].message)
+    code = error.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return HttpError(503, f"the model server is unavailable: {error.details()}")
+    return HttpError(HTTP_STATUS_BY_GRPC_CODE.get(code, 500), error.details() or code.name)
