@@ -95,6 +95,10 @@ def test_channel_arguments_override_defaults(tmp_path) -> None:
     assert dict(config.grpc_options())["grpc.max_receive_message_length"] == 5
 
 
-def test_rest_port_is_refused_until_the_gateway_exists(tmp_path) -> None:
-    with pytest.raises(UsageError, match="REST gateway is not available"):
-        config_from("--model_path", str(tmp_path), "--model_name", "m", "--port", "9001", "--rest_port", "8001")
+def test_rest_port_configures_the_gateway(tmp_path) -> None:
+    config = config_from("--model_path", str(tmp_path), "--model_name", "m", "--port", "0", "--rest_port", "8001")
+    assert config.gateway is not None and config.gateway.port == 8001 and config.port == 0
+    with pytest.raises(UsageError, match="rest_workers count should be from 2 to 10000"):
+        config_from("--model_path", str(tmp_path), "--model_name", "m", "--rest_port", "8001", "--rest_workers", "1")
+    with pytest.raises(UsageError, match="rest_workers is set but rest_port is not"):
+        config_from("--model_path", str(tmp_path), "--model_name", "m", "--port", "9", "--rest_workers", "4")
