@@ -77,3 +77,19 @@ def test_health_probe_fails_for_unknown_service(demo_server: ServerProcess) -> N
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "NotFound" in result.stderr or "NOT_FOUND" in result.stderr.upper()
+
+
+def test_readme_rest_example(server_factory) -> None:
+    server = server_factory("--demo", rest=True)
+    lines = readme_block("rest").replace("\\\n", " ").strip().splitlines()
+    assert lines[0].startswith("ovms-grpc --demo --port 9000 --rest_port 8000")
+    outputs = []
+    for line in lines[1:]:
+        argv = shlex.split(line.replace("localhost:8000", server.rest_url.removeprefix("http://")))
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0].strip() == "200"
+    assert json.loads(outputs[1])["versions"] == ["1", "2"]
+    assert json.loads(outputs[2])["outputs"][0]["data"] == [float(v + 1) for v in range(10)]
+    assert set(json.loads(outputs[3])) == {"dummy", "resnet_like"}
