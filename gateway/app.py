@@ -11,10 +11,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway import config_routes, kserve_routes
 from gateway.http_errors import HttpError, error_response
+from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.upstream import Upstream
+from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,19 @@ def create_app(config: GatewayConfig) -> Starlette:
         finally:
             await app.state.upstream.close()
 
-    return Starlette(
-        routes=[*kserve_routes.ROUTES, *config_routes.ROUTES],
+    app = Starlette(
+        routes=[*kserve_routes.ROUTES, *config_routes.ROUTES, Route("/metrics", metrics_text, methods=["GET"])],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_error, Exception: _unexpected},
         lifespan=lifespan,
     )
+    app.state.metrics = GatewayMetrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+async def metrics_text(request: Request) -> Response:
+    """The server's metrics (through ovms.admin.v1) followed by the gateway's own."""
+    upstream: Upstream = request.app.state.upstream
+    answer = await upstream.call(upstream.admin.GetMetrics, admin_pb2.GetMetricsRequest())
+    text = answer.text + request.app.state.metrics.text()
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

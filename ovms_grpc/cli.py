@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TypeVar
 from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
+from ovms_grpc.metrics import DEFAULT_FAMILIES, validate_families
 from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--config_path", help="OVMS config.json with model_config_list (exclusive with the model flags)")
     add("--file_system_poll_wait_seconds", type=int, default=1, help="config.json/version poll interval; 0 = off")
     add("--cache_dir", default="", help="OpenVINO compiled-model cache directory")
+    add(
+        "--metrics_enable", action="store_true", help="collect Prometheus metrics (served at /metrics on the REST port)"
+    )
+    add("--metrics_list", help="comma-separated metric families to enable (default: OVMS's default set)")
     add("--max_queued_requests", type=int, default=1024, help="requests that may wait per model version (429 past)")
     model = parser.add_argument_group("single model (exclusive with --config_path)")
     model.add_argument(
@@ -95,7 +100,7 @@ def _check(condition: bool, message: str) -> None:
         raise UsageError(message)
 
 
-def validated(flag: str, parse: Callable[[Any], T], text: str | None) -> T:
+def validated(flag: str, parse: Callable[[Any], T], text: Any) -> T:
     """Run a parser for one flag; its ValueError becomes a usage error naming the flag."""
     try:
         return parse(text)
@@ -157,6 +162,13 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     if args.rest_workers is not None:
         _check(args.rest_port != 0, "rest_workers is set but rest_port is not")
         _check(2 <= args.rest_workers <= 10000, "rest_workers count should be from 2 to 10000")
+    metrics: tuple[str, ...] = ()
+    if args.metrics_list:
+        _check(args.metrics_enable, "metrics_enable setting is missing, required when metrics_list is provided")
+    if args.metrics_enable:
+        _check(args.rest_port != 0, "rest_port setting is missing, metrics are enabled on rest port")
+        names = [n.strip() for n in (args.metrics_list or "").split(",") if n.strip()]
+        metrics = validated("metrics_list", validate_families, names) if names else DEFAULT_FAMILIES
     gateway = None
     if args.rest_port:
         gateway = GatewaySettings(
@@ -200,6 +212,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
         max_queued_requests=args.max_queued_requests,
         gateway=gateway,
+        metrics=metrics,
         exit_on_load_failure=config_path is None,
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ovms_grpc.devices import validate_plugin_config, validate_target_device
+from ovms_grpc.metrics import validate_families
 from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
@@ -192,6 +193,10 @@ def _parse_monitoring(reader: _Reader, value: Any) -> MetricsConfig:
         lambda v: isinstance(v, list) and all(isinstance(n, str) for n in v),
         "an array of metric family names",
     )
+    try:
+        validate_families(names)
+    except ValueError as exc:
+        raise ConfigError(f"{reader.source}: monitoring.metrics.metrics_list: {exc}") from exc
     return MetricsConfig(enable, tuple(names))
 
 

@@ -65,6 +65,7 @@ _KINDS = [
     ErrorKind("INVALID_VALUE_COUNT", "Invalid number of values in tensor proto container", "INVALID_ARGUMENT", 400),
     ErrorKind("INVALID_MESSAGE_STRUCTURE", "Invalid message structure", "INVALID_ARGUMENT", 400),
     ErrorKind("INVALID_ARGUMENT", "Invalid argument", "INVALID_ARGUMENT", 400),
+    ErrorKind("METRICS_DISABLED", "Metrics are not enabled", "FAILED_PRECONDITION", 400),
     ErrorKind("JSON_INVALID", "The file is not valid json", "FAILED_PRECONDITION", 412),
     ErrorKind("RESOURCE_EXHAUSTED", "Too many requests", "RESOURCE_EXHAUSTED", 429, "rate_limit_error"),
     ErrorKind("REQUEST_TOO_LARGE", "Request is too large", "RESOURCE_EXHAUSTED", 413),

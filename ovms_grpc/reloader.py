@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ovms_grpc.config import ConfigError, read_config
+from ovms_grpc.metrics import DEFAULT_FAMILIES
 from ovms_grpc.models.manager import ModelConfig, ModelManager
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class ConfigReloader:
             return
         serving = await self._manager.run_blocking(read_config, self._config_path)
         self._digest = serving.digest
+        if serving.metrics.enable:  # the monitoring block is read at start-up only
+            self._manager.metrics.enable(serving.metrics.metrics_list or DEFAULT_FAMILIES)
         await self._manager.apply(serving.models)
 
     async def reload(self) -> ReloadResult:

@@ -18,6 +18,7 @@ from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc as admin_grpc
+from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.manager import ModelManager
 from ovms_grpc.reloader import ConfigReloader
 from ovms_grpc.services.admin import AdminServicer
@@ -44,7 +45,7 @@ class ModelServer:
         core = core or ov.Core()
         if config.cache_dir:
             core.set_property({"CACHE_DIR": config.cache_dir})
-        self.manager = ModelManager(core, config.max_queued_requests)
+        self.manager = ModelManager(core, config.max_queued_requests, metrics=Metrics(config.metrics))
         self.reloader = ConfigReloader(
             self.manager, models=config.models, config_path=config.config_path, poll_seconds=config.poll_seconds
         )

@@ -34,6 +34,8 @@ class ServerConfig:
     """Extra gRPC server options from ``--grpc_channel_arguments`` (they override the defaults)."""
     gateway: GatewaySettings | None = None
     """The REST gateway to run as a child process (``--rest_port``), if any."""
+    metrics: tuple[str, ...] = ()
+    """Metric families enabled from the command line (``--metrics_enable``, ``--metrics_list``)."""
     max_queued_requests: int = 1024
     """Requests that may wait for a free infer request, per servable; past it: RESOURCE_EXHAUSTED."""
     exit_on_load_failure: bool = True

@@ -27,6 +27,7 @@ from ovms_grpc.errors import (
     ServingError,
     VersionNotFound,
 )
+from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.loader import LoadOptions, load_model
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.models.repository import list_versions, version_dir
@@ -129,8 +130,11 @@ class ModelManager:
     that model compiled, and a retired one finishes its in-flight requests before release.
     """
 
-    def __init__(self, core: ov.Core, max_queued_requests: int = 1024, loader_threads: int = 2) -> None:
+    def __init__(
+        self, core: ov.Core, max_queued_requests: int = 1024, loader_threads: int = 2, metrics: Metrics | None = None
+    ) -> None:
         self._core = core
+        self.metrics = metrics or Metrics(families=())
         self._max_queued = max_queued_requests
         self._entries: dict[str, ModelEntry] = {}
         self._executor = ThreadPoolExecutor(max_workers=loader_threads, thread_name_prefix="model-loader")
@@ -249,7 +253,10 @@ class ModelManager:
             ", ".join(f"{k}={v}" for k, v in loaded.properties.items()),
         )
         auto = is_auto(entry.config.load.shapes, entry.config.load.batch_size)
-        return Servable(entry.name, version, loaded, self._max_queued, auto)
+        streams_text = loaded.properties.get("NUM_STREAMS", "")
+        streams = int(streams_text) if streams_text.isdigit() else 0
+        metrics = self.metrics.for_servable(entry.name, version, loaded.nireq, streams)
+        return Servable(entry.name, version, loaded, self._max_queued, auto, metrics)
 
     async def fit_shapes(self, servable: Servable, shapes: Mapping[str, Sequence[int]]) -> Servable:
         """For a version with shape or batch_size "auto": reload it for the request's shapes when they differ.
@@ -319,6 +326,7 @@ class ModelManager:
         record.set_state(VersionState.UNLOADING)
         if servable is not None:
             await servable.release()
+        self.metrics.remove_servable(record.model, record.version)
         record.set_state(VersionState.END)
 
     async def _retire_entry(self, entry: ModelEntry) -> bool:

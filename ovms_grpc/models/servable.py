@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import openvino as ov
 
 from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, ServingError
+from ovms_grpc.metrics import ServableMetrics
 from ovms_grpc.models.loader import LoadedModel, first_line
 from ovms_grpc.tensors import Dim, TensorSpec
 
@@ -61,9 +63,16 @@ class InferencePool:
     """
 
     def __init__(
-        self, compiled: ov.CompiledModel, size: int, output_names: list[str], max_queued: int, label: str
+        self,
+        compiled: ov.CompiledModel,
+        size: int,
+        output_names: list[str],
+        max_queued: int,
+        label: str,
+        metrics: ServableMetrics,
     ) -> None:
         self.size = size
+        self._metrics = metrics
         self.max_queued = max_queued
         self._label = label
         self._waiting = 0
@@ -81,14 +90,22 @@ class InferencePool:
         """Run one inference; copies out the named outputs (all when ``outputs`` is empty)."""
         if not self._requests:
             raise ServingError(f"{self._label} is retired", kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")
-        request = self._idle.get_nowait() if not self._idle.empty() else await self._wait_for_request()
+        if self._idle.empty():
+            waited = time.perf_counter()
+            request = await self._wait_for_request()
+            self._metrics.wait_time.observe((time.perf_counter() - waited) * 1e6)
+        else:
+            request = self._idle.get_nowait()
+            self._metrics.wait_time.observe(0)
         future: asyncio.Future[dict[str, np.ndarray]] = self._loop.create_future()
-        request.set_callback(self._on_done_thread, (request, future, outputs or list(self._output_index)))
+        names = outputs or list(self._output_index)
+        request.set_callback(self._on_done_thread, (request, future, names, time.perf_counter()))
         try:
             request.start_async(dict(inputs), share_inputs=True)
         except Exception as exc:
             self._idle.put_nowait(request)
             raise InvalidArgument(f"OpenVINO rejected the inputs: {first_line(exc)}") from exc
+        self._metrics.active.inc()
         return await future
 
     def close(self) -> None:
@@ -126,10 +143,13 @@ class InferencePool:
         data = tensor.data
         return np.frombuffer(data.tobytes(), dtype=data.dtype).reshape(data.shape)
 
-    def _on_done_thread(self, userdata: tuple[ov.InferRequest, asyncio.Future, Sequence[str]]) -> None:
-        self._loop.call_soon_threadsafe(self._complete, *userdata)
+    def _on_done_thread(self, userdata: tuple[ov.InferRequest, asyncio.Future, Sequence[str], float]) -> None:
+        request, future, names, started = userdata
+        self._loop.call_soon_threadsafe(self._complete, request, future, names, time.perf_counter() - started)
 
-    def _complete(self, request: ov.InferRequest, future: asyncio.Future, names: Sequence[str]) -> None:
+    def _complete(self, request: ov.InferRequest, future: asyncio.Future, names: Sequence[str], took: float) -> None:
+        self._metrics.inference_time.observe(took * 1e6)
+        self._metrics.active.dec()
         try:
             if not future.done():
                 outputs = {name: self._read_output(request, self._output_index[name]) for name in names}
@@ -150,7 +170,13 @@ class Servable:
     """A compiled, ready-to-serve model version."""
 
     def __init__(
-        self, name: str, version: int, loaded: LoadedModel, max_queued: int = 1024, auto_shape: bool = False
+        self,
+        name: str,
+        version: int,
+        loaded: LoadedModel,
+        max_queued: int = 1024,
+        auto_shape: bool = False,
+        metrics: ServableMetrics | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -165,9 +191,9 @@ class Servable:
         self.nireq = nireq
         self._in_flight = 0
         self._drained: asyncio.Event | None = None
-        self.pool = InferencePool(
-            compiled, nireq, [spec.name for spec in self.outputs], max_queued, f'model "{name}" version {version}'
-        )
+        self.metrics = metrics or ServableMetrics()
+        label = f'model "{name}" version {version}'
+        self.pool = InferencePool(compiled, nireq, [s.name for s in self.outputs], max_queued, label, self.metrics)
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Infer; ``outputs`` names the outputs wanted (all when empty), already validated."""
@@ -177,10 +203,12 @@ class Servable:
                 array = np.array(list(array.reshape(-1)), dtype=np.bytes_).reshape(array.shape)
             prepared[name] = array
         self._in_flight += 1
+        self.metrics.current_requests.inc()
         try:
             return await self.pool.infer(prepared, outputs)
         finally:
             self._in_flight -= 1
+            self.metrics.current_requests.dec()
             if self._in_flight == 0 and self._drained is not None:
                 self._drained.set()
 

@@ -54,3 +54,12 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         if result.error:
             raise ServingError(result.error, kind_name="JSON_INVALID")
         return pb.ReloadConfigResponse(reloaded=result.changed, status=server_status(self._manager))
+
+    @unary
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetMetricsResponse:
+        metrics = self._manager.metrics
+        if not metrics.enabled:
+            raise ServingError("start the server with --metrics_enable", kind_name="METRICS_DISABLED")
+        return pb.GetMetricsResponse(text=metrics.text())

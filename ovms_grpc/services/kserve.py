@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,6 +13,7 @@ from ovms_grpc.errors import ModelNotReady, ServingError
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovms_grpc.models.manager import ModelManager, VersionState, parse_version
+from ovms_grpc.services.interface import interface_of
 from ovms_grpc.services.kserve_codec import decode_inputs, encode_response, tensor_metadata
 from ovms_grpc.services.status import as_serving_error, unary
 from ovms_grpc.tensors import validate_output_names
@@ -76,28 +78,36 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInferResponse:
-        return await self._infer(request)
+        return await self._infer(request, interface_of(context), "ModelInfer")
 
     async def ModelStreamInfer(
         self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         # Triton's behaviour for plain models: one response per request, in order,
         # with failures reported in-band so the stream stays open.
+        interface = interface_of(context)
         async for request in request_iterator:
             try:
-                response = await self._infer(request)
+                response = await self._infer(request, interface, "ModelInferStream")
             except Exception as exc:
                 error = as_serving_error(exc)
                 yield pb.ModelStreamInferResponse(error_message=error.message)
                 continue
             yield pb.ModelStreamInferResponse(infer_response=response)
 
-    async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+    async def _infer(self, request: pb.ModelInferRequest, interface: str, method: str) -> pb.ModelInferResponse:
+        started = time.perf_counter()
         servable = await self._manager.servable(request.model_name, parse_version(request.model_version))
-        if servable.auto_shape:
-            servable = await self._manager.fit_shapes(servable, {t.name: list(t.shape) for t in request.inputs})
-        requested = [output.name for output in request.outputs]
-        validate_output_names(servable.name, servable.version, servable.outputs, requested)
-        inputs = decode_inputs(request, servable)
-        outputs = await servable.infer(inputs, requested)
-        return encode_response(servable, outputs, request.id)
+        ok = False
+        try:
+            if servable.auto_shape:
+                servable = await self._manager.fit_shapes(servable, {t.name: list(t.shape) for t in request.inputs})
+            requested = [output.name for output in request.outputs]
+            validate_output_names(servable.name, servable.version, servable.outputs, requested)
+            inputs = decode_inputs(request, servable)
+            outputs = await servable.infer(inputs, requested)
+            response = encode_response(servable, outputs, request.id)
+            ok = True
+            return response
+        finally:
+            servable.metrics.request_done("KServe", interface, method, ok, started)

@@ -269,3 +269,20 @@ def test_supervised_gateway_is_restarted_and_stopped_with_the_server(server_fact
     assert answer.status_code == 200  # --port 0: the gateway reaches the server over its private socket
     assert server.stop() == 0
     assert subprocess.run(["ps", "-p", second], capture_output=True).returncode != 0
+
+
+def test_metrics_count_rest_and_grpc_requests(server_factory, dummy_repo: Path) -> None:
+    server = server_factory("--model_path", str(dummy_repo), "--model_name", "dummy", "--metrics_enable", rest=True)
+    for body in (infer_body(ROW), infer_body(ROW), infer_body(ROW, name="x")):
+        httpx.post(f"{server.rest_url}/v2/models/dummy/infer", json=body, timeout=10)
+    text = httpx.get(f"{server.rest_url}/metrics", timeout=10).text
+    labels = 'api="KServe",interface="REST",method="ModelInfer",name="dummy",version="2"'
+    assert f"ovms_requests_success{{{labels}}} 2" in text
+    assert f"ovms_requests_fail{{{labels}}} 1" in text
+    assert 'ovms_request_time_us_count{interface="REST",name="dummy",version="2"} 3' in text
+    assert 'ovms_gateway_requests{method="POST",route="/v2/models/{model}/infer",code="400"} 1' in text
+
+
+def test_metrics_off_by_default(http: httpx.Client) -> None:
+    answer = http.get("/metrics")
+    assert answer.status_code == 400 and "Metrics are not enabled" in answer.json()["error"]

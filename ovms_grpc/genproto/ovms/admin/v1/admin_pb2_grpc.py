@@ -45,6 +45,11 @@ class AdminServiceStub:
                 request_serializer=ovms_dot_admin_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
                 response_deserializer=ovms_dot_admin_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/ovms.admin.v1.AdminService/GetMetrics',
+                request_serializer=ovms_dot_admin_dot_v1_dot_admin__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=ovms_dot_admin_dot_v1_dot_admin__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -64,6 +69,13 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """The server's Prometheus metrics in text exposition format (needs --metrics_enable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +88,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ReloadConfig,
                     request_deserializer=ovms_dot_admin_dot_v1_dot_admin__pb2.ReloadConfigRequest.FromString,
                     response_serializer=ovms_dot_admin_dot_v1_dot_admin__pb2.ReloadConfigResponse.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=ovms_dot_admin_dot_v1_dot_admin__pb2.GetMetricsRequest.FromString,
+                    response_serializer=ovms_dot_admin_dot_v1_dot_admin__pb2.GetMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +149,33 @@ class AdminService:
             '/ovms.admin.v1.AdminService/ReloadConfig',
             ovms_dot_admin_dot_v1_dot_admin__pb2.ReloadConfigRequest.SerializeToString,
             ovms_dot_admin_dot_v1_dot_admin__pb2.ReloadConfigResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ovms.admin.v1.AdminService/GetMetrics',
+            ovms_dot_admin_dot_v1_dot_admin__pb2.GetMetricsRequest.SerializeToString,
+            ovms_dot_admin_dot_v1_dot_admin__pb2.GetMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,252 @@
+"""Prometheus metrics with OVMS's family names, labels, buckets and text format.
+
+Enabled with ``--metrics_enable`` (or config.json ``monitoring.metrics.enable``); ``metrics_list``
+narrows them to the families named. Series are plain objects updated on the event loop (no
+locks) and resolved once per model version, so the request path only adds numbers. The text
+is written here rather than with prometheus_client, which renames counters to ``*_total`` and
+adds ``*_created`` series that OVMS dashboards do not expect.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+#: OVMS's histogram buckets in microseconds: floor(10 * 1.8^i), i = 0..32.
+BUCKETS_US = [math.floor(10 * 1.8**i) for i in range(33)]
+
+DEFAULT_FAMILIES = (
+    "ovms_current_requests",
+    "ovms_requests_success",
+    "ovms_requests_fail",
+    "ovms_request_time_us",
+    "ovms_streams",
+    "ovms_inference_time_us",
+    "ovms_wait_for_infer_req_time_us",
+    "ovms_current_graphs",
+    "ovms_requests_accepted",
+    "ovms_requests_rejected",
+    "ovms_graph_error",
+    "ovms_graph_processing_time_us",
+    "ovms_responses",
+)
+OPTIONAL_FAMILIES = ("ovms_infer_req_queue_size", "ovms_infer_req_active")
+ALL_FAMILIES = DEFAULT_FAMILIES + OPTIONAL_FAMILIES
+
+INTERFACES = ("gRPC", "REST")
+#: (api, method) pairs whose counters are created (at zero) for every model version, as OVMS does.
+MODEL_METHODS = (
+    ("KServe", "ModelInfer"),
+    ("KServe", "ModelMetadata"),
+    ("KServe", "ModelReady"),
+    ("KServe", "ModelInferStream"),
+    ("TensorFlowServing", "Predict"),
+    ("TensorFlowServing", "GetModelMetadata"),
+    ("TensorFlowServing", "GetModelStatus"),
+)
+TIMED_METHODS = {"ModelInfer", "ModelInferStream", "Predict"}
+
+
+def validate_families(names: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(names)
+    unknown = [name for name in chosen if name not in ALL_FAMILIES]
+    if unknown:
+        raise ValueError(f"Metrics family name not supported: {unknown[0]}; supported: {', '.join(ALL_FAMILIES)}")
+    return chosen
+
+
+class Value:
+    """A counter or gauge series."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+class Distribution:
+    """A histogram series over `BUCKETS_US`."""
+
+    __slots__ = ("counts", "sum", "count")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS_US) + 1)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS_US, value)] += 1
+        self.sum += value
+        self.count += 1
+
+
+def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    def escape(value: str) -> str:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+    return ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+class Family:
+    def __init__(self, name: str, kind: str, help_text: str, label_names: tuple[str, ...], enabled: bool) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help_text
+        self.label_names = label_names
+        self.enabled = enabled
+        self.series: dict[tuple[str, ...], Value | Distribution] = {}
+
+    def _series(self, values: tuple[str, ...], make: type[Value] | type[Distribution]) -> Value | Distribution:
+        """The series for ``values``; a disabled family hands out series that are never written out."""
+        series = self.series.get(values)
+        if series is None:
+            series = make()
+            if self.enabled:
+                self.series[values] = series
+        return series
+
+    def value(self, *values: str) -> Value:
+        series = self._series(values, Value)
+        assert isinstance(series, Value)
+        return series
+
+    def distribution(self, *values: str) -> Distribution:
+        series = self._series(values, Distribution)
+        assert isinstance(series, Distribution)
+        return series
+
+    def render(self, lines: list[str]) -> None:
+        if not self.enabled:
+            return
+        lines.append(f"# HELP {self.name} {self.help}")
+        lines.append(f"# TYPE {self.name} {self.kind}")
+        for values, series in sorted(self.series.items()):
+            labels = _labels(self.label_names, values)
+            if isinstance(series, Value):
+                lines.append(f"{self.name}{{{labels}}} {_number(series.value)}")
+                continue
+            running = 0
+            for bound, count in zip([*BUCKETS_US, "+Inf"], series.counts, strict=True):
+                running += count
+                lines.append(f'{self.name}_bucket{{{labels},le="{bound}"}} {running}')
+            lines.append(f"{self.name}_sum{{{labels}}} {_number(series.sum)}")
+            lines.append(f"{self.name}_count{{{labels}}} {series.count}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+class Metrics:
+    """The server's metric families; families not enabled cost nothing and are not written out."""
+
+    def __init__(self, families: Iterable[str] = DEFAULT_FAMILIES) -> None:
+        self.enabled: set[str] = set()
+        requests = ("api", "interface", "method", "name", "version")
+        version = ("name", "version")
+
+        def family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Family:
+            return Family(name, kind, help_text, labels, enabled=False)
+
+        self.families = [
+            family("ovms_requests_success", "counter", "Number of successful requests to a model or a DAG.", requests),
+            family("ovms_requests_fail", "counter", "Number of failed requests to a model or a DAG.", requests),
+            family(
+                "ovms_request_time_us",
+                "histogram",
+                "Processing time of requests to a model or a DAG.",
+                ("interface", "name", "version"),
+            ),  # fmt: skip
+            family("ovms_inference_time_us", "histogram", "Inference execution time in the OpenVINO backend.", version),
+            family(
+                "ovms_wait_for_infer_req_time_us", "histogram", "Request waiting time in the scheduling queue.", version
+            ),  # fmt: skip
+            family("ovms_current_requests", "gauge", "Number of inference requests currently in process.", version),
+            family("ovms_streams", "gauge", "Number of OpenVINO execution streams.", version),
+            family("ovms_infer_req_queue_size", "gauge", "Inference request queue size (nireq).", version),
+            family("ovms_infer_req_active", "gauge", "Number of currently consumed inference requests.", version),
+        ]
+        by_name = {f.name: f for f in self.families}
+        self.requests_success = by_name["ovms_requests_success"]
+        self.requests_fail = by_name["ovms_requests_fail"]
+        self.request_time = by_name["ovms_request_time_us"]
+        self.inference_time = by_name["ovms_inference_time_us"]
+        self.wait_time = by_name["ovms_wait_for_infer_req_time_us"]
+        self.current_requests = by_name["ovms_current_requests"]
+        self.streams = by_name["ovms_streams"]
+        self.queue_size = by_name["ovms_infer_req_queue_size"]
+        self.active = by_name["ovms_infer_req_active"]
+        self.enable(families)
+
+    def enable(self, families: Iterable[str]) -> None:
+        """Turn on these families (call before models load: series made while off are not kept)."""
+        self.enabled |= set(validate_families(families))
+        for family in self.families:
+            family.enabled = family.name in self.enabled
+
+    def for_servable(self, name: str, version: int, nireq: int, streams: int) -> ServableMetrics:
+        """The series of one model version, created at zero when it loads."""
+        v = str(version)
+        counters = {}
+        for api, method in MODEL_METHODS:
+            for interface in INTERFACES:
+                labels = (api, interface, method, name, v)
+                counters[(api, interface, method)] = (
+                    self.requests_success.value(*labels),
+                    self.requests_fail.value(*labels),
+                )
+        self.streams.value(name, v).set(streams)
+        self.queue_size.value(name, v).set(nireq)
+        return ServableMetrics(
+            counters=counters,
+            request_time={i: self.request_time.distribution(i, name, v) for i in INTERFACES},
+            inference_time=self.inference_time.distribution(name, v),
+            wait_time=self.wait_time.distribution(name, v),
+            current_requests=self.current_requests.value(name, v),
+            active=self.active.value(name, v),
+        )
+
+    def remove_servable(self, name: str, version: int) -> None:
+        """Drop a retired version's series."""
+        v = str(version)
+        for family in self.families:
+            for key in [k for k in family.series if k[-2:] == (name, v)]:
+                del family.series[key]
+
+    def text(self) -> str:
+        lines: list[str] = []
+        for family in self.families:
+            family.render(lines)
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ServableMetrics:
+    """Pre-labelled series of one model version."""
+
+    counters: dict[tuple[str, str, str], tuple[Value, Value]] = field(default_factory=dict)
+    request_time: dict[str, Distribution] = field(default_factory=dict)
+    inference_time: Distribution = field(default_factory=Distribution)
+    wait_time: Distribution = field(default_factory=Distribution)
+    current_requests: Value = field(default_factory=Value)
+    active: Value = field(default_factory=Value)
+
+    def request_done(self, api: str, interface: str, method: str, ok: bool, started: float) -> None:
+        """Count one finished request (and time it, for inference methods)."""
+        pair = self.counters.get((api, interface, method))
+        if pair is not None:
+            (pair[0] if ok else pair[1]).inc()
+        if method in TIMED_METHODS:
+            self.request_time[interface].observe((time.perf_counter() - started) * 1e6)

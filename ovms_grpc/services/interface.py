@@ -1,0 +1,16 @@
+"""Which interface a call came through: gRPC, or REST via the gateway (for metrics labels)."""
+
+from __future__ import annotations
+
+import grpc
+
+#: Metadata the gateway sets on every call; trusted only from a local peer (the gateway runs beside the server).
+INTERFACE_KEY = "x-ovms-interface"
+LOCAL_PEERS = ("ipv4:127.", "ipv6:[::1]", "unix:")
+
+
+def interface_of(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == INTERFACE_KEY and value == "REST" and context.peer().startswith(LOCAL_PEERS):
+            return "REST"
+    return "gRPC"
