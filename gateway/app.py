@@ -13,13 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import config_routes, kserve_routes
+from gateway import config_routes, kserve_routes, openapi
 from gateway.http_errors import HttpError, error_response
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.responses import json_response
 from gateway.upstream import Upstream
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2
 
 log = logging.getLogger(__name__)
+
+OPENAPI = openapi.build()
 
 #: OVMS's defaults: 1 GiB bodies and gRPC messages.
 DEFAULT_LIMIT_BYTES = 1024 * 1024 * 1024
@@ -65,13 +68,22 @@ def create_app(config: GatewayConfig) -> Starlette:
             await app.state.upstream.close()
 
     app = Starlette(
-        routes=[*kserve_routes.ROUTES, *config_routes.ROUTES, Route("/metrics", metrics_text, methods=["GET"])],
+        routes=[
+            *kserve_routes.ROUTES,
+            *config_routes.ROUTES,
+            Route("/metrics", metrics_text, methods=["GET"]),
+            Route("/openapi.json", openapi_document, methods=["GET"]),
+        ],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_error, Exception: _unexpected},
         lifespan=lifespan,
     )
     app.state.metrics = GatewayMetrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+async def openapi_document(request: Request) -> Response:
+    return json_response(OPENAPI)
 
 
 async def metrics_text(request: Request) -> Response:

@@ -27,6 +27,10 @@ from ovms_grpc.tensors import (
 HEADER_LENGTH = "inference-header-content-length"
 
 
+def _is_int64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
 def _bad(message: str) -> HttpError:
     return HttpError(400, message)
 
@@ -110,8 +114,8 @@ def parse_infer_request(
         name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
         if not isinstance(name, str) or not isinstance(datatype, str):
             raise _bad(f"Invalid JSON structure, {where} needs a string name and datatype")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-            raise _bad(f"Invalid JSON structure, {where}.shape must be an array of integers; input: {name}")
+        if not isinstance(shape, list) or not all(_is_int64(d) for d in shape):
+            raise _bad(f"Invalid JSON structure, {where}.shape must be an array of 64-bit integers; input: {name}")
         if datatype not in KSERVE_TO_NUMPY:
             raise _bad(
                 f"Could not parse input content. Unsupported data precision detected - {datatype}; input: {name}"
