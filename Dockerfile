@@ -14,6 +14,7 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ovms_grpc ./ovms_grpc
+COPY gateway ./gateway
 COPY bench ./bench
 RUN pip install . && ovms-grpc --help >/dev/null
 
