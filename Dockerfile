@@ -35,4 +35,4 @@ EXPOSE 9000 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; c = grpc.insecure_channel('127.0.0.1:' + os.environ['OVMS_GRPC_HEALTHCHECK_PORT']); r = g.HealthStub(c).Check(h.HealthCheckRequest(service=''), timeout=4); sys.exit(0 if r.status == h.HealthCheckResponse.SERVING else 1)"]
 ENTRYPOINT ["ovms-grpc"]
-CMD ["--demo", "--port", "9000"]
+CMD ["--demo", "--port", "9000", "--rest_port", "8000"]
