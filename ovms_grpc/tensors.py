@@ -49,6 +49,8 @@ class TensorSpec:
     """Bounds of each dimension; a fully dynamic dim is (0, -1)."""
     dynamic_rank: bool = False
     """True when even the number of dimensions is not fixed."""
+    layout: str = ""
+    """Layout clients use for this tensor, e.g. ``NHWC``; empty when the model does not say."""
 
     @property
     def shape(self) -> list[int]:

@@ -109,3 +109,13 @@ def write_config(path: Path, models: list[dict]) -> Path:
 
     path.write_text(json.dumps({"model_config_list": [{"config": m} for m in models]}, indent=2))
     return path
+
+
+def build_image_echo(shape: list) -> ov.Model:
+    """FP32 NHWC input ``image`` of ``shape`` (may hold -1 or ranges) echoed to ``pixels``: shows what the
+    server decoded, including channel order."""
+    dims = [ov.Dimension(*d) if isinstance(d, tuple) else ov.Dimension(d) for d in shape]
+    image = op.parameter(ov.PartialShape(dims), np.float32, name="image")
+    pixels = op.convert(image, ov.Type.f32)
+    pixels.output(0).get_tensor().set_names({"pixels"})
+    return ov.Model([pixels], [image], "image_echo")

@@ -42,15 +42,17 @@ def tensor_spec(port: ov.Output, name: str) -> TensorSpec:
     if datatype is None:
         raise LoadFailed(f"tensor {name} has element type {type_name}, which no serving API can carry")
     shape = port.get_partial_shape()
+    layout = ov.layout_helpers.get_layout(port).to_string().strip("[]").replace(",", "")
+    layout = "" if layout == "..." else layout
     if shape.rank.is_dynamic:
-        return TensorSpec(name, datatype, (), dynamic_rank=True)
+        return TensorSpec(name, datatype, (), dynamic_rank=True, layout=layout)
     dims: list[Dim] = []
     for dim in shape:
         if dim.is_static:
             dims.append((dim.get_length(), dim.get_length()))
         else:
             dims.append((max(dim.get_min_length(), 0), dim.get_max_length()))
-    return TensorSpec(name, datatype, tuple(dims))
+    return TensorSpec(name, datatype, tuple(dims), layout=layout)
 
 
 class InferencePool:

@@ -12,6 +12,7 @@ from ovms_grpc import __version__
 from ovms_grpc.errors import ModelNotReady, ServingError
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc.images import decode_images_async
 from ovms_grpc.models.manager import ModelManager, VersionState, parse_version
 from ovms_grpc.services.interface import interface_of
 from ovms_grpc.services.kserve_codec import decode_inputs, encode_response, tensor_metadata
@@ -101,10 +102,13 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
         ok = False
         try:
             if servable.auto_shape:
-                servable = await self._manager.fit_shapes(servable, {t.name: list(t.shape) for t in request.inputs})
+                shapes = {t.name: list(t.shape) for t in request.inputs if t.datatype != "BYTES"}
+                servable = await self._manager.fit_shapes(servable, shapes)
             requested = [output.name for output in request.outputs]
             validate_output_names(servable.name, servable.version, servable.outputs, requested)
-            inputs = decode_inputs(request, servable)
+            inputs, images = decode_inputs(request, servable)
+            for spec, items, shape in images:
+                inputs[spec.name] = await decode_images_async(spec, items, shape)
             outputs = await servable.infer(inputs, requested)
             response = encode_response(servable, outputs, request.id)
             ok = True

@@ -8,12 +8,14 @@ import numpy as np
 
 from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc.images import accepts_images
 from ovms_grpc.models.servable import Servable
 from ovms_grpc.tensors import (
     TensorSpec,
     array_from_raw,
     array_from_values,
     datatype_of,
+    deserialize_bytes,
     to_raw,
     validate_input_names,
     validate_tensor,
@@ -36,8 +38,15 @@ CONTENTS_FIELD = {
 }
 
 
-def decode_inputs(request: pb.ModelInferRequest, servable: Servable) -> dict[str, np.ndarray]:
-    """The request's inputs as arrays shaped as declared, after every check."""
+#: An image input still to decode: (spec, encoded images, request shape).
+PendingImages = tuple[TensorSpec, list[bytes], list[int]]
+
+
+def decode_inputs(
+    request: pb.ModelInferRequest, servable: Servable
+) -> tuple[dict[str, np.ndarray], list[PendingImages]]:
+    """The request's inputs as arrays shaped as declared, after every check; encoded images are
+    returned apart, to be decoded off the event loop."""
     names = [tensor.name for tensor in request.inputs]
     validate_input_names(servable.name, servable.version, servable.inputs, names)
     raw = request.raw_input_contents
@@ -47,21 +56,26 @@ def decode_inputs(request: pb.ModelInferRequest, servable: Servable) -> dict[str
             kind_name="INVALID_MESSAGE_STRUCTURE",
         )
     arrays = {}
+    images: list[PendingImages] = []
     for index, tensor in enumerate(request.inputs):
         spec = servable.input_by_name[tensor.name]
         shape = list(tensor.shape)
+        if raw and tensor.HasField("contents"):
+            raise InvalidArgument(
+                "Passing buffers both in InferInputTensor contents and in raw_input_contents is not allowed. "
+                f"Detected buffer in InferInputTensor contents for input: {tensor.name}",
+                kind_name="INVALID_MESSAGE_STRUCTURE",
+            )
+        if tensor.datatype == "BYTES" and accepts_images(spec):
+            items = deserialize_bytes(raw[index], spec.name) if raw else list(tensor.contents.bytes_contents)
+            images.append((spec, items, shape))
+            continue
         validate_tensor(spec, tensor.datatype, shape)
         if raw:
-            if tensor.HasField("contents"):
-                raise InvalidArgument(
-                    "Passing buffers both in InferInputTensor contents and in raw_input_contents is not allowed. "
-                    f"Detected buffer in InferInputTensor contents for input: {tensor.name}",
-                    kind_name="INVALID_MESSAGE_STRUCTURE",
-                )
             arrays[tensor.name] = array_from_raw(spec, shape, raw[index])
         else:
             arrays[tensor.name] = _from_contents(spec, shape, tensor.contents)
-    return arrays
+    return arrays, images
 
 
 def _from_contents(spec: TensorSpec, shape: list[int], contents: pb.InferTensorContents) -> np.ndarray:
