@@ -65,6 +65,7 @@ _KINDS = [
     ErrorKind("INVALID_VALUE_COUNT", "Invalid number of values in tensor proto container", "INVALID_ARGUMENT", 400),
     ErrorKind("INVALID_MESSAGE_STRUCTURE", "Invalid message structure", "INVALID_ARGUMENT", 400),
     ErrorKind("INVALID_ARGUMENT", "Invalid argument", "INVALID_ARGUMENT", 400),
+    ErrorKind("INVALID_SIGNATURE_DEF", "Invalid signature name", "INVALID_ARGUMENT", 400),
     ErrorKind(
         "UNSUPPORTED_LAYOUT",
         "Received binary image input but resource not configured to accept NHWC layout",
