@@ -145,6 +145,15 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "TfsStatus": {
+        "type": "object",
+        "required": ["model_version_status"],
+        "properties": {"model_version_status": {"type": "array", "items": {"type": "object"}}},
+    },
+    "TfsPredictRequest": {
+        "type": "object",
+        "properties": {"signature_name": {"type": "string"}, "instances": {"type": "array"}, "inputs": {}},
+    },
     "ConfigStatus": {
         "type": "object",
         "description": "Keyed by model name, as OVMS's /v1/config.",
@@ -271,7 +280,47 @@ def build() -> dict[str, Any]:
             }
         },
     }
+    tfs_status = {
+        "get": {
+            "summary": "TensorFlow Serving model status",
+            "responses": {
+                "200": {"description": "Version states", "content": _json({"$ref": "#/components/schemas/TfsStatus"})},
+                **_errors(400, 404, 500, 503),
+            },
+        }
+    }
+    tfs_metadata = {
+        "get": {
+            "summary": "TensorFlow Serving model metadata (signature_def)",
+            "responses": {
+                "200": {"description": "Metadata", "content": _json({"type": "object"})},
+                **_errors(400, 404, 500, 503),
+            },
+        }
+    }
+    tfs_predict = {
+        "post": {
+            "summary": 'TensorFlow Serving predict: row (instances) or columnar (inputs) format; {"b64": ...} binary',
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/TfsPredictRequest"},
+                        "example": {"instances": [list(range(10))]},
+                    }
+                },
+            },
+            "responses": {
+                "200": {"description": "predictions or outputs", "content": _json({"type": "object"})},
+                **_errors(400, 404, 412, 413, 429, 500, 503, 504),
+            },
+        }
+    }
     for with_version in (False, True):
+        base = "/v1/models/{model}" + ("/versions/{version}" if with_version else "")
+        parameters = [MODEL, VERSION] if with_version else [MODEL]
+        for suffix, operation in (("", tfs_status), ("/metadata", tfs_metadata), (":predict", tfs_predict)):
+            paths[base + suffix] = {k: {**v, "parameters": parameters} for k, v in operation.items()}
         paths.update(_model_routes("", metadata, with_version))
         paths.update(_model_routes("/ready", ready, with_version))
         paths.update(_model_routes("/infer", infer, with_version))

@@ -10,6 +10,7 @@ import grpc
 from gateway.http_errors import from_rpc_error
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc
+from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 T = TypeVar("T")
 
@@ -31,6 +32,8 @@ class Upstream:
         self.channel = grpc.aio.insecure_channel(target, options=options)
         self.kserve = kserve_grpc.GRPCInferenceServiceStub(self.channel)
         self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
+        self.tfs_predict = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.tfs_model = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
     async def call(self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None = None) -> T:
         """Call one unary RPC; a gRPC failure becomes an `HttpError` with the server's HTTP code."""
