@@ -115,9 +115,9 @@ class ModelEntry:
 
     def default_version(self) -> ModelVersion | None:
         """The highest AVAILABLE version, or else the highest one still loading."""
-        ready = self.available()
+        ready = [v for v, mv in self.versions.items() if mv.state == VersionState.AVAILABLE]
         if ready:
-            return self.versions[ready[-1]]
+            return self.versions[max(ready)]
         pending = [v for v, mv in self.versions.items() if mv.state <= VersionState.LOADING and not mv.failed]
         return self.versions[max(pending)] if pending else None
 

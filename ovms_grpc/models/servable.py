@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -58,10 +59,12 @@ def tensor_spec(port: ov.Output, name: str) -> TensorSpec:
 class InferencePool:
     """A fixed set of OpenVINO infer requests driven from asyncio.
 
-    A request is taken from the idle queue, started with ``start_async`` and
-    resolved from OpenVINO's callback thread through ``call_soon_threadsafe``;
-    the request returns to the idle queue on the loop once its outputs are
-    copied, whether or not the caller is still waiting (cancellation safe).
+    A request is started with ``start_async``; OpenVINO's callback thread only appends the
+    request's index to a deque and wakes the loop once for all completions pending (one
+    ``call_soon_threadsafe`` however many finished meanwhile). On the loop, outputs are copied
+    and the request goes straight to the next waiter, or back to the idle list; that happens
+    whether or not the caller is still waiting (cancellation safe). Each request's callback is
+    set once, at creation.
     """
 
     def __init__(
@@ -77,35 +80,39 @@ class InferencePool:
         self._metrics = metrics
         self.max_queued = max_queued
         self._label = label
-        self._waiting = 0
         self._output_index = {name: index for index, name in enumerate(output_names)}
+        self._all_outputs = list(output_names)
         self._string_outputs = {
             index for index, port in enumerate(compiled.outputs) if port.get_element_type() == ov.Type.string
         }
         self._loop = asyncio.get_running_loop()
-        self._idle: asyncio.Queue[ov.InferRequest] = asyncio.Queue()
         self._requests = [compiled.create_infer_request() for _ in range(size)]
-        for request in self._requests:
-            self._idle.put_nowait(request)
+        self._idle = list(range(size))
+        self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
+        self._jobs: list[tuple[asyncio.Future, Sequence[str], float] | None] = [None] * size
+        self._finished: collections.deque[tuple[int, float]] = collections.deque()
+        self._wakeup_pending = False
+        for index, request in enumerate(self._requests):
+            request.set_callback(self._on_done_thread, index)
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run one inference; copies out the named outputs (all when ``outputs`` is empty)."""
         if not self._requests:
             raise ServingError(f"{self._label} is retired", kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")
-        if self._idle.empty():
-            waited = time.perf_counter()
-            request = await self._wait_for_request()
-            self._metrics.wait_time.observe((time.perf_counter() - waited) * 1e6)
-        else:
-            request = self._idle.get_nowait()
+        if self._idle:
+            index = self._idle.pop()
             self._metrics.wait_time.observe(0)
+        else:
+            waited = time.perf_counter()
+            index = await self._wait_for_request()
+            self._metrics.wait_time.observe((time.perf_counter() - waited) * 1e6)
         future: asyncio.Future[dict[str, np.ndarray]] = self._loop.create_future()
-        names = outputs or list(self._output_index)
-        request.set_callback(self._on_done_thread, (request, future, names, time.perf_counter()))
+        self._jobs[index] = (future, outputs or self._all_outputs, time.perf_counter())
         try:
-            request.start_async(dict(inputs), share_inputs=True)
+            self._requests[index].start_async(inputs, share_inputs=True)
         except Exception as exc:
-            self._idle.put_nowait(request)
+            self._jobs[index] = None
+            self._release(index)
             raise InvalidArgument(f"OpenVINO rejected the inputs: {first_line(exc)}") from exc
         self._metrics.active.inc()
         return await future
@@ -117,25 +124,37 @@ class InferencePool:
         for request in self._requests:
             request.set_callback(_ignore, None)
         self._requests.clear()
-        while not self._idle.empty():
-            self._idle.get_nowait()
+        self._idle.clear()
 
     @property
     def idle(self) -> int:
         """Infer requests not running now."""
-        return self._idle.qsize()
+        return len(self._idle)
 
-    async def _wait_for_request(self) -> ov.InferRequest:
-        if self._waiting >= self.max_queued:
+    async def _wait_for_request(self) -> int:
+        if len(self._waiters) >= self.max_queued:
             raise Overloaded(
-                f"{self._label}: {self._waiting} requests already wait for one of {self.size} infer requests "
+                f"{self._label}: {len(self._waiters)} requests already wait for one of {self.size} infer requests "
                 f"(--max_queued_requests {self.max_queued})"
             )
-        self._waiting += 1
+        waiter: asyncio.Future[int] = self._loop.create_future()
+        self._waiters.append(waiter)
         try:
-            return await self._idle.get()
-        finally:
-            self._waiting -= 1
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed a request, but the caller went away
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def _release(self, index: int) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(index)
+                return
+        self._idle.append(index)
 
     def _read_output(self, request: ov.InferRequest, index: int) -> np.ndarray:
         tensor = request.get_output_tensor(index)
@@ -145,23 +164,37 @@ class InferencePool:
         data = tensor.data
         return np.frombuffer(data.tobytes(), dtype=data.dtype).reshape(data.shape)
 
-    def _on_done_thread(self, userdata: tuple[ov.InferRequest, asyncio.Future, Sequence[str], float]) -> None:
-        request, future, names, started = userdata
-        self._loop.call_soon_threadsafe(self._complete, request, future, names, time.perf_counter() - started)
+    def _on_done_thread(self, index: int) -> None:
+        """OpenVINO's callback thread: queue the completion, wake the loop once per batch of them."""
+        self._finished.append((index, time.perf_counter()))
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self._loop.call_soon_threadsafe(self._drain_finished)
 
-    def _complete(self, request: ov.InferRequest, future: asyncio.Future, names: Sequence[str], took: float) -> None:
-        self._metrics.inference_time.observe(took * 1e6)
+    def _drain_finished(self) -> None:
+        self._wakeup_pending = False  # before draining: a completion appended later schedules a new drain
+        while self._finished:
+            index, finished = self._finished.popleft()
+            self._complete(index, finished)
+
+    def _complete(self, index: int, finished: float) -> None:
+        job = self._jobs[index]
+        self._jobs[index] = None
+        if job is None:  # the pool was closed meanwhile
+            return
+        future, names, started = job
+        self._metrics.inference_time.observe((finished - started) * 1e6)
         self._metrics.active.dec()
         try:
             if not future.done():
-                outputs = {name: self._read_output(request, self._output_index[name]) for name in names}
-                future.set_result(outputs)
+                request = self._requests[index]
+                future.set_result({name: self._read_output(request, self._output_index[name]) for name in names})
         except Exception as exc:  # an output that cannot be read is an inference failure
             log.exception("reading outputs failed")
             if not future.done():
                 future.set_exception(ServingError(first_line(exc), kind_name="OV_INTERNAL_INFERENCE_ERROR"))
         finally:
-            self._idle.put_nowait(request)
+            self._release(index)
 
 
 def _ignore(userdata: object) -> None:
