@@ -174,3 +174,9 @@ def test_auto_shape_that_cannot_fit_is_a_reshape_error(client: Client) -> None:
     assert "image" in info.value.details()
     sums = client.infer("auto_sum", {"image": np.ones((1, 3, 4, 4), np.float32)})["sums"]
     np.testing.assert_array_equal(sums, np.full((1, 3), 16.0))
+
+
+def test_cache_dir_receives_compiled_blobs(server_factory, dummy_repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    server_factory("--model_path", str(dummy_repo), "--model_name", "dummy", "--cache_dir", str(cache))
+    assert cache.is_dir() and any(cache.rglob("*.blob"))
