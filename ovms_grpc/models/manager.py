@@ -21,12 +21,14 @@ from typing import Any, TypeVar
 import openvino as ov
 
 from ovms_grpc.errors import (
+    EngineDead,
     InvalidArgument,
     ModelNotFound,
     ModelNotReady,
     ServingError,
     VersionNotFound,
 )
+from ovms_grpc.genai.servable import GenaiOptions, GenerativeServable
 from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.loader import LoadOptions, load_model
 from ovms_grpc.models.policy import VersionPolicy
@@ -61,6 +63,10 @@ class ModelConfig:
     base_path: Path
     load: LoadOptions = field(default_factory=LoadOptions)
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
+    task: str = ""
+    """"" for a model served through the inference APIs; text_generation, embeddings or rerank otherwise."""
+    genai: GenaiOptions = field(default_factory=GenaiOptions)
+    """Options of a generative model."""
 
 
 class ModelVersion:
@@ -73,6 +79,8 @@ class ModelVersion:
         self.error_code = "OK"
         self.error_message = ""
         self.servable: Servable | None = None
+        self.generator: GenerativeServable | None = None
+        """Set instead of ``servable`` for a generative model."""
         self.settled = asyncio.Event()
         self.reshape_lock = asyncio.Lock()
 
@@ -186,6 +194,12 @@ class ModelManager:
         ]
 
     async def _selected_versions(self, entry: ModelEntry) -> list[int] | None:
+        if entry.config.task:  # a generative model folder has no version folders; OVMS reports version 1
+            if not await self.run_blocking(entry.config.base_path.is_dir):
+                entry.error = f"model path {entry.config.base_path} is not a readable directory"
+                return None
+            entry.error = ""
+            return [1]
         try:
             found = await self.run_blocking(list_versions, entry.config.base_path)
         except ServingError as exc:
@@ -293,8 +307,25 @@ class ModelManager:
                 self._in_background(previous.release())
             return reshaped
 
+    async def _start_generator(self, entry: ModelEntry) -> GenerativeServable:
+        config = entry.config
+        generator = GenerativeServable(
+            config.name, config.base_path, config.task, config.load.target_device, config.genai, self._max_queued
+        )
+        await generator.start()
+        return generator
+
     async def _load_version(self, entry: ModelEntry, record: ModelVersion) -> None:
         record.set_state(VersionState.LOADING)
+        if entry.config.task:
+            try:
+                record.generator = await self._start_generator(entry)
+            except ServingError as exc:
+                log.error('model "%s" failed to load: %s', entry.name, exc.details)
+                record.set_state(VersionState.LOADING, "UNKNOWN", exc.details)
+                return
+            record.set_state(VersionState.AVAILABLE)
+            return
         try:
             servable = await self._compile(entry, record.version)
         except Exception as exc:
@@ -309,6 +340,16 @@ class ModelManager:
         record.set_state(VersionState.AVAILABLE)
 
     async def _swap(self, entry: ModelEntry, record: ModelVersion) -> None:
+        if entry.config.task:
+            try:
+                generator = await self._start_generator(entry)
+            except ServingError as exc:
+                entry.error = f"keeps its previous configuration: {exc.details}"
+                return
+            previous_generator, record.generator = record.generator, generator
+            if previous_generator is not None:
+                self._in_background(previous_generator.release())
+            return
         try:
             servable = await self._compile(entry, record.version)
         except Exception as exc:
@@ -323,7 +364,10 @@ class ModelManager:
 
     async def _retire(self, record: ModelVersion) -> None:
         servable, record.servable = record.servable, None
+        generator, record.generator = record.generator, None
         record.set_state(VersionState.UNLOADING)
+        if generator is not None:
+            await generator.release()
         if servable is not None:
             await servable.release()
         self.metrics.remove_servable(record.model, record.version)
@@ -372,12 +416,45 @@ class ModelManager:
                 pass
         if record.state == VersionState.AVAILABLE and record.servable is not None:
             return record.servable
+        if record.generator is not None:
+            return self.loaded_servable(name, version)  # raises: generative models have no tensors
         if record.state >= VersionState.UNLOADING:
             raise ServingError(
                 f'model "{name}" version {record.version} is retired', kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE"
             )
         reason = f": {record.error_message}" if record.failed else ""
         raise ModelNotReady(f'model "{name}" version {record.version} is not loaded{reason}')
+
+    def loaded_servable(self, name: str, version: int | None) -> Servable:
+        """The servable of an AVAILABLE version, without waiting (metadata calls, as OVMS)."""
+        record = self.version(name, version)
+        if record.generator is not None:
+            raise InvalidArgument(
+                f'model "{name}" serves {record.generator.task}: call ovms.generation.v1.GenerationService '
+                "or the OpenAI-style /v3 routes"
+            )
+        if record.state != VersionState.AVAILABLE or record.servable is None:
+            raise ServingError(
+                f'model "{name}" version {record.version} is {record.state.name}',
+                kind_name="MODEL_VERSION_NOT_LOADED_YET"
+                if record.state < VersionState.UNLOADING
+                else "MODEL_VERSION_NOT_LOADED_ANYMORE",
+            )
+        return record.servable
+
+    def generator(self, name: str, task: str) -> GenerativeServable:
+        """The generative model ``name``, which must serve ``task``."""
+        record = self.version(name, None)
+        generator = record.generator
+        if record.state != VersionState.AVAILABLE or generator is None:
+            if record.state == VersionState.AVAILABLE:
+                raise InvalidArgument(f'model "{name}" is not a generative model ({task} was asked)')
+            raise ModelNotReady(f'model "{name}" is not loaded: {self._why(self.entry(name))}')
+        if generator.task != task:
+            raise InvalidArgument(f'model "{name}" serves {generator.task}, not {task}')
+        if not generator.engine.alive:
+            raise EngineDead(f'the engine of model "{name}" is restarting; retry the request')
+        return generator
 
     @staticmethod
     def _why(entry: ModelEntry) -> str:

@@ -16,12 +16,15 @@ def model_status(entry: ModelEntry) -> pb.ModelStatus:
     status = pb.ModelStatus(error=entry.error, target_device=entry.config.load.target_device)
     for number, record in sorted(entry.versions.items()):
         servable = record.servable
+        properties = servable.loaded.properties if servable else {}
+        if record.generator is not None:
+            properties = record.generator.properties
         status.model_version_status.add(
             version=number,
             state=int(record.state),
             error_code=record.error_code,
             error_message=record.error_message,
-            properties=servable.loaded.properties if servable else {},
+            properties=properties,
             nireq=servable.loaded.nireq if servable else 0,
             notes=servable.loaded.notes if servable else [],
         )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ovms_grpc import __version__
-from ovms_grpc.errors import ModelNotReady, ServingError
+from ovms_grpc.errors import ModelNotReady
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovms_grpc.images import decode_images_async
@@ -58,15 +58,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
-        record = self._manager.version(request.name, parse_version(request.version))
-        servable = record.servable
-        if record.state != VersionState.AVAILABLE or servable is None:
-            raise ServingError(
-                f'model "{request.name}" version {record.version} is {record.state.name}',
-                kind_name="MODEL_VERSION_NOT_LOADED_YET"
-                if record.state < VersionState.UNLOADING
-                else "MODEL_VERSION_NOT_LOADED_ANYMORE",
-            )
+        servable = self._manager.loaded_servable(request.name, parse_version(request.version))
         return pb.ModelMetadataResponse(
             name=request.name,
             versions=[str(v) for v in self._manager.entry(request.name).available()],

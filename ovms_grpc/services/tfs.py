@@ -23,7 +23,7 @@ from ovms_grpc.genproto.tensorflow_serving.apis import (
     status_pb2,
 )
 from ovms_grpc.images import decode_images_async
-from ovms_grpc.models.manager import ModelManager, VersionState
+from ovms_grpc.models.manager import ModelManager
 from ovms_grpc.reloader import ConfigReloader
 from ovms_grpc.services.interface import interface_of
 from ovms_grpc.services.status import unary
@@ -92,15 +92,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 kind_name="INVALID_SIGNATURE_DEF",
             )
         spec = request.model_spec
-        record = self._manager.version(spec.name, requested_version(spec))
-        servable = record.servable
-        if record.state != VersionState.AVAILABLE or servable is None:
-            raise ServingError(
-                f'model "{spec.name}" version {record.version} is {record.state.name}',
-                kind_name="MODEL_VERSION_NOT_LOADED_YET"
-                if record.state < VersionState.UNLOADING
-                else "MODEL_VERSION_NOT_LOADED_ANYMORE",
-            )
+        servable = self._manager.loaded_servable(spec.name, requested_version(spec))
         signature = meta_graph_pb2.SignatureDef(method_name=PREDICT_METHOD)
         for tensor in servable.inputs:
             signature.inputs[tensor.name].CopyFrom(tensor_info(tensor))
