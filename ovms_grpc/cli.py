@@ -13,12 +13,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
+from ovms_grpc.genai.servable import TASKS, GenaiOptions
 from ovms_grpc.metrics import DEFAULT_FAMILIES, validate_families
 from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
@@ -90,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model_version_policy", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}}')
     model.add_argument("--batch_size", help='batch size (first dimension of every input) or "auto"')
     model.add_argument("--shape", help='"auto", "(1,3,224,224)" with -1 or lo:hi dims, or {"input": "(...)"}')
+    genai = parser.add_argument_group("generative models (with --model_path and --model_name)")
+    genai.add_argument("--task", choices=TASKS, help="serve a generative model folder (OVMS's --task)")
+    genai.add_argument("--enable_prefix_caching", choices=("true", "false"), default="true", help="reuse KV cache")
+    genai.add_argument("--cache_size", type=int, default=1, help="KV-cache size in GB")
+    genai.add_argument("--max_num_seqs", type=int, default=256, help="sequences batched together at most")
+    genai.add_argument("--max_num_batched_tokens", type=int, default=0, help="tokens per step at most (0 = auto)")
+    genai.add_argument("--max_prompt_len", type=int, default=0, help="longest prompt in tokens (0 = model context)")
+    genai.add_argument("--tool_parser", help="tool-call parser (not supported yet)")
+    genai.add_argument("--reasoning_parser", help="reasoning parser (not supported yet)")
     model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
     add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
     return parser
@@ -201,6 +212,22 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             "Use either config_path or model_path with model_name",
         )
         models = (model_config_from_flags(args, args.model_name, Path(args.model_path), VersionPolicy()),)
+        if args.task:
+            _check(args.task == "text_generation", f"task {args.task} is not supported by this server yet")
+            _check(
+                not args.tool_parser and not args.reasoning_parser, "tool and reasoning parsers are not supported yet"
+            )
+            for flag in ("cache_size", "max_num_seqs", "max_num_batched_tokens", "max_prompt_len"):
+                _check(getattr(args, flag) >= 0, f"{flag} must be a non-negative integer")
+            options = GenaiOptions(
+                enable_prefix_caching=args.enable_prefix_caching == "true",
+                cache_size=args.cache_size,
+                max_num_seqs=args.max_num_seqs,
+                max_num_batched_tokens=args.max_num_batched_tokens,
+                max_prompt_len=args.max_prompt_len,
+                plugin_config=dict(models[0].load.plugin_config or {}),
+            )
+            models = (replace(models[0], task=args.task, genai=options),)
     return ServerConfig(
         models=models,
         config_path=config_path,

@@ -18,6 +18,8 @@ from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc as admin_grpc
+from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as generation_pb
+from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as generation_grpc
 from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2 as tfs_model_pb
 from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2_grpc as tfs_model_grpc
 from ovms_grpc.genproto.tensorflow_serving.apis import prediction_service_pb2 as tfs_predict_pb
@@ -26,6 +28,7 @@ from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.manager import ModelManager
 from ovms_grpc.reloader import ConfigReloader
 from ovms_grpc.services.admin import AdminServicer
+from ovms_grpc.services.generation import GenerationServicer
 from ovms_grpc.services.kserve import KServeServicer
 from ovms_grpc.services.tfs import ModelServicer, PredictionServicer
 from ovms_grpc.settings import ServerConfig
@@ -37,6 +40,7 @@ SERVICE_NAMES = (
     tfs_predict_pb.DESCRIPTOR.services_by_name["PredictionService"].full_name,
     tfs_model_pb.DESCRIPTOR.services_by_name["ModelService"].full_name,
     admin_pb.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    generation_pb.DESCRIPTOR.services_by_name["GenerationService"].full_name,
 )
 
 
@@ -63,6 +67,7 @@ class ModelServer:
         admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.manager, self.reloader), self._server)
         tfs_predict_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self.manager), self._server)
         tfs_model_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager, self.reloader), self._server)
+        generation_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(self.manager), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server

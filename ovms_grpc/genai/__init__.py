@@ -1,0 +1,1 @@
+"""Generative serving over openvino_genai: engines, chat templates, parsers and test fixtures."""

@@ -1,0 +1,66 @@
+"""A generative model version: its task, options and engine process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ovms_grpc.genai.engine import EngineProcess
+
+TASKS = ("text_generation", "embeddings", "rerank")
+
+
+@dataclass(frozen=True)
+class GenaiOptions:
+    """Options of a generative model (OVMS's --task flags or graph.pbtxt node options)."""
+
+    enable_prefix_caching: bool = True
+    cache_size: int = 1
+    """KV-cache size in GB."""
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 0
+    max_prompt_len: int = 0
+    """Longest prompt accepted, in tokens; 0 = the model's context."""
+    default_max_tokens: int = 1024
+    """max_tokens of a request that gives none."""
+    plugin_config: dict[str, Any] = field(default_factory=dict)
+
+    def engine_options(self) -> dict[str, Any]:
+        return {
+            "enable_prefix_caching": self.enable_prefix_caching,
+            "cache_size": self.cache_size,
+            "max_num_seqs": self.max_num_seqs,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "max_prompt_len": self.max_prompt_len,
+            "default_max_tokens": self.default_max_tokens,
+            "plugin_config": self.plugin_config,
+        }
+
+
+class GenerativeServable:
+    """One generative model; OVMS reports it as version 1."""
+
+    def __init__(
+        self, name: str, model_dir: Path, task: str, device: str, options: GenaiOptions, max_queued: int
+    ) -> None:
+        self.name = name
+        self.version = 1
+        self.task = task
+        self.engine = EngineProcess(name, str(model_dir), device, options.engine_options(), max_queued)
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {
+            "TASK": self.task,
+            "ENGINE_PID": str(self.engine.pid or ""),
+            "ENGINE_ALIVE": "YES" if self.engine.alive else "NO",
+            "ENGINE_RESTARTS": str(self.engine.restarts),
+            "RUNNING_REQUESTS": str(self.engine.running_requests),
+        }
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def release(self) -> None:
+        await self.engine.stop()
