@@ -51,3 +51,11 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     folder = collection_path.resolve()
     only_tritonclient = requested and all(folder == p or folder in p.parents for p in requested)
     return None if only_tritonclient else True
+
+
+@pytest.fixture(scope="session")
+def llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random-weight LLM (OVMS-style folder), built in code."""
+    from ovms_grpc.genai.fixtures import build_llm
+
+    return build_llm(tmp_path_factory.mktemp("genai") / "llm")

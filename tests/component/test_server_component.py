@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -222,6 +223,43 @@ def test_retired_version_finishes_requests_in_flight(tmp_path: Path) -> None:
             for error in (r for r in responses if not isinstance(r, pb.ModelInferResponse)):
                 assert error.code() == grpc.StatusCode.NOT_FOUND  # arrived after the version was retired
             assert record.state.name == "END"
+        await server.stop()
+
+    run(scenario())
+
+
+def test_generation_never_blocks_the_event_loop(llm_dir: Path) -> None:
+    """step() holds the GIL for a whole step: it must run in the engine process, not on this loop."""
+    from ovms_grpc.genai.servable import GenaiOptions
+    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
+    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
+
+    config = ServerConfig(
+        models=(ModelConfig("llm", llm_dir, task="text_generation", genai=GenaiOptions()),),
+        port=0,
+        bind_addresses=("127.0.0.1",),
+    )
+
+    async def scenario() -> None:
+        server = ModelServer(config)
+        await server.start()
+        generator = server.manager.generator("llm", "text_generation")
+        assert generator.engine.pid not in (None, os.getpid())
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            stub = gen_grpc.GenerationServiceStub(channel)
+
+            async def stream(prompt: str) -> int:
+                sampling = gen_pb.SamplingParams(max_tokens=48, ignore_eos=True)
+                return len(
+                    [
+                        c
+                        async for c in stub.Complete(
+                            gen_pb.CompleteRequest(model="llm", prompt=prompt, sampling=sampling)
+                        )
+                    ]
+                )
+
+            assert await asyncio.gather(stream("a"), stream("b"), stream("c")) == [48, 48, 48]
         await server.stop()
 
     run(scenario())
