@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway import config_routes, kserve_routes, openapi, tfs_routes
+from gateway import config_routes, kserve_routes, openai_routes, openapi, tfs_routes
 from gateway.http_errors import HttpError, error_response
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.responses import json_response
@@ -71,6 +71,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         routes=[
             *kserve_routes.ROUTES,
             *config_routes.ROUTES,
+            *openai_routes.ROUTES,
             *tfs_routes.ROUTES,
             Route("/metrics", metrics_text, methods=["GET"]),
             Route("/openapi.json", openapi_document, methods=["GET"]),

@@ -24,13 +24,29 @@ HTTP_STATUS_BY_GRPC_CODE = {
 }
 
 
-class HttpError(Exception):
-    """An HTTP error answer: ``{"error": message}`` with ``status``."""
+OPENAI_TYPE_BY_STATUS = {401: "authentication_error", 404: "not_found_error", 429: "rate_limit_error"}
 
-    def __init__(self, status: int, message: str) -> None:
+
+class HttpError(Exception):
+    """An HTTP error answer: ``{"error": message}`` with ``status`` (OpenAI's error object on /v3)."""
+
+    def __init__(self, status: int, message: str, kind: str = "", param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.kind = kind
+        """The server's error kind, when the error came from the server."""
+        self.param = param
+        """The request field at fault, when known (OpenAI's ``error.param``)."""
+
+    def openai_body(self) -> dict:
+        if self.kind in KINDS:
+            error_type = KINDS[self.kind].openai_type
+        else:
+            error_type = OPENAI_TYPE_BY_STATUS.get(
+                self.status, "server_error" if self.status >= 500 else "invalid_request_error"
+            )
+        return {"error": {"message": self.message, "type": error_type, "param": self.param, "code": self.kind or None}}
 
 
 def error_response(status: int, message: str) -> Response:
@@ -45,7 +61,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
     """The HTTP code of the error kind the server sent, or of the bare gRPC status."""
     kind_name = dict(error.trailing_metadata() or ()).get(ERROR_KIND_KEY)
     if isinstance(kind_name, str) and kind_name in KINDS:
-        return HttpError(KINDS[kind_name].http_status, error.details() or KINDS[kind_name].message)
+        return HttpError(KINDS[kind_name].http_status, error.details() or KINDS[kind_name].message, kind_name)
     code = error.code()
     if code == grpc.StatusCode.UNAVAILABLE:
         return HttpError(503, f"the model server is unavailable: {error.details()}")

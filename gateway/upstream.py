@@ -10,6 +10,7 @@ import grpc
 from gateway.http_errors import from_rpc_error
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc
+from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc
 from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class Upstream:
         self.admin = admin_pb2_grpc.AdminServiceStub(self.channel)
         self.tfs_predict = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.tfs_model = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        self.generation = generation_pb2_grpc.GenerationServiceStub(self.channel)
 
     async def call(self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None = None) -> T:
         """Call one unary RPC; a gRPC failure becomes an `HttpError` with the server's HTTP code."""

@@ -1,0 +1,158 @@
+"""OpenAI-style JSON (chat/completions, completions, models) <-> ovms.generation.v1 messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+
+from gateway.http_errors import HttpError
+from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
+
+FINISH_NAMES = {
+    pb.FINISH_REASON_STOP: "stop",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_TOOL_CALLS: "tool_calls",
+}
+
+
+def bad_request(message: str, param: str | None = None) -> HttpError:
+    return HttpError(400, message, param=param)
+
+
+def _number(body: dict, key: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise bad_request(f"{key} must be a {'integer' if kind is int else 'number'}, got {value!r}", key)
+    return value
+
+
+def sampling(body: dict) -> pb.SamplingParams:
+    """SamplingParams from an OpenAI request body (types checked here, ranges by the server)."""
+    params = pb.SamplingParams()
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+            raise bad_request(f"max_tokens must be a non-negative integer, got {max_tokens!r}", "max_tokens")
+        if max_tokens > 4294967295:
+            raise bad_request("max_tokens value can't be greater than 4294967295", "max_tokens")
+        params.max_tokens = max_tokens
+    for key in ("temperature", "top_p", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty",
+                "length_penalty"):  # fmt: skip
+        value = _number(body, key, (int, float))
+        if value is not None:
+            setattr(params, key, value)
+    for key in ("top_k", "seed"):
+        value = _number(body, key, int)
+        if value is not None:
+            if key == "seed" and not 0 <= value <= 4294967295:
+                raise bad_request(f"seed must be between 0 and 4294967295, got {value}", "seed")
+            setattr(params, key, value)
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        params.stop.append(stop)
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        params.stop.extend(stop)
+    elif stop is not None:
+        raise bad_request("stop is not a string or array of strings", "stop")
+    for key in ("ignore_eos", "include_stop_str_in_output", "logprobs"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise bad_request(f"{key} must be a boolean", key)
+    params.ignore_eos = bool(body.get("ignore_eos"))
+    if body.get("include_stop_str_in_output") is not None:
+        params.include_stop_str_in_output = body["include_stop_str_in_output"]
+    params.logprobs = bool(body.get("logprobs"))
+    for key in ("n", "best_of", "top_logprobs"):
+        value = _number(body, key, int)
+        if value is not None:
+            if value < 0:
+                raise bad_request(f"{key} must be a non-negative integer", key)
+            setattr(params, key, value)
+    response_format = body.get("response_format")
+    if response_format is not None:
+        if not isinstance(response_format, dict) or not isinstance(response_format.get("type"), str):
+            raise bad_request("response_format must be an object with a type", "response_format")
+        params.response_format.type = response_format["type"]
+    return params
+
+
+def _struct(value: Any, key: str) -> struct_pb2.Struct:
+    if not isinstance(value, dict):
+        raise bad_request(f"{key} must be an object", key)
+    struct = struct_pb2.Struct()
+    struct.update(value)
+    return struct
+
+
+def _message(item: Any, index: int) -> pb.ChatMessage:
+    if not isinstance(item, dict) or not isinstance(item.get("role"), str):
+        raise bad_request(f"messages[{index}] must be an object with a role", "messages")
+    message = pb.ChatMessage(
+        role=item["role"], tool_call_id=item.get("tool_call_id") or "", name=item.get("name") or ""
+    )
+    content = item.get("content")
+    if isinstance(content, str):
+        message.content = content
+    elif isinstance(content, list):
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                message.parts.add(text=part["text"])
+            elif isinstance(part, dict) and part.get("type") == "image_url":
+                raise bad_request("image inputs are not supported by this server yet", "messages")
+            else:
+                raise bad_request(f"messages[{index}].content has a part that is not text", "messages")
+    elif content is not None:
+        raise bad_request(f"messages[{index}].content must be a string or an array of parts", "messages")
+    for call in item.get("tool_calls") or []:
+        function = call.get("function", {}) if isinstance(call, dict) else {}
+        message.tool_calls.add(
+            id=str(call.get("id", "")), type="function", function_name=str(function.get("name", "")),
+            arguments=str(function.get("arguments", "")),
+        )  # fmt: skip
+    return message
+
+
+def chat_request(body: dict) -> pb.ChatRequest:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages must be a non-empty array", "messages")
+    request = pb.ChatRequest(
+        model=body["model"], messages=[_message(m, i) for i, m in enumerate(messages)], sampling=sampling(body)
+    )
+    for tool in body.get("tools") or []:
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+            raise bad_request('tools must be objects of type "function"', "tools")
+        json_format.ParseDict(tool, request.tools.add(), ignore_unknown_fields=True)
+    if body.get("chat_template_kwargs") is not None:
+        request.chat_template_kwargs.CopyFrom(_struct(body["chat_template_kwargs"], "chat_template_kwargs"))
+    request.include_usage = True
+    return request
+
+
+def completion_request(body: dict) -> pb.CompleteRequest:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise bad_request("prompt is missing" if prompt is None else "prompt must be a string", "prompt")
+    echo = body.get("echo", False)
+    if not isinstance(echo, bool):
+        raise bad_request("echo must be a boolean", "echo")
+    return pb.CompleteRequest(
+        model=body["model"], prompt=prompt, sampling=sampling(body), echo=echo, include_usage=True
+    )
+
+
+def usage_json(usage: pb.Usage) -> dict:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def finish_name(reason: int) -> str | None:
+    return FINISH_NAMES.get(reason)  # type: ignore[call-overload]

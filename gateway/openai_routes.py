@@ -1,0 +1,240 @@
+"""OpenAI-compatible routes (``/v3/...``, ``/v3/v1/...`` and ``/v1/...`` for chat, completions, models):
+unary JSON or SSE streams over GenerationService.
+
+A stream answers 200 only after the first gRPC message arrived, so an early failure is a real
+HTTP error; a later failure is one SSE error event and ``data: [DONE]``. A client that goes away
+cancels the gRPC call, which aborts the generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.http_errors import HttpError, from_rpc_error
+from gateway.openai_codec import bad_request, chat_request, completion_request, finish_name, usage_json
+from gateway.responses import read_body
+from gateway.upstream import REST_MARKER, Upstream
+from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
+
+
+def openai_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except HttpError as exc:
+            return Response(orjson.dumps(exc.openai_body()), status_code=exc.status, media_type="application/json")
+
+    return wrapper
+
+
+async def _body(request: Request) -> dict:
+    raw = await read_body(request)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise bad_request("The file is not valid json - Cannot parse JSON body") from None
+    if not isinstance(body, dict):
+        raise bad_request("The file is not valid json - JSON body must be an object")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise bad_request(
+            "model field is missing in JSON body" if "model" not in body else "model field is not a string", "model"
+        )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("stream field is not a boolean", "stream")
+    options = body.get("stream_options")
+    if options is not None:
+        if not stream:
+            raise bad_request("stream_options provided, but stream not set to true", "stream_options")
+        if not isinstance(options, dict) or set(options) - {"include_usage"}:
+            raise bad_request("Found unexpected stream options. Properties accepted in stream_options: include_usage")
+    return body
+
+
+def _chunk_base(first: Any, obj: str) -> dict[str, Any]:
+    return {"id": first.id, "object": obj, "created": first.created, "model": first.model,
+            "system_fingerprint": first.system_fingerprint}  # fmt: skip
+
+
+async def _first(call: Any) -> Any:
+    """The first message of a stream; a failure before it is an HTTP error."""
+    try:
+        return await call.read()
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+
+
+def _sse(document: Any) -> bytes:
+    return b"data: " + orjson.dumps(document) + b"\n\n"
+
+
+async def _stream(
+    call: Any, first: Any, render: Callable[[Any], list[dict]], include_usage: bool
+) -> AsyncIterator[bytes]:
+    message = first
+    try:
+        while message is not grpc.aio.EOF:
+            for document in render(message):
+                if include_usage or "usage" not in document or document.get("choices"):
+                    if include_usage:
+                        document.setdefault("usage", None)
+                    else:
+                        document.pop("usage", None)
+                    yield _sse(document)
+            message = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        yield _sse(from_rpc_error(exc).openai_body())
+    finally:
+        call.cancel()  # a no-op when finished; aborts generation when the client went away
+    yield b"data: [DONE]\n\n"
+
+
+def _render_chat(message: pb.ChatResponse) -> list[dict]:
+    base = _chunk_base(message, "chat.completion.chunk")
+    if not message.choices:
+        return [{**base, "choices": [], "usage": usage_json(message.usage)}]
+    documents = []
+    for choice in message.choices:
+        delta: dict[str, Any] = {"role": choice.role} if choice.role else {}
+        if choice.content or not choice.finish_reason:
+            delta["content"] = choice.content
+        finish = finish_name(choice.finish_reason)
+        documents.append(
+            {**base, "choices": [{"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        )
+    return documents
+
+
+def _render_completion(message: pb.CompleteResponse) -> list[dict]:
+    base = _chunk_base(message, "text_completion")
+    if not message.choices:
+        return [{**base, "choices": [], "usage": usage_json(message.usage)}]
+    return [
+        {
+            **base,
+            "choices": [
+                {"index": c.index, "text": c.text, "logprobs": None, "finish_reason": finish_name(c.finish_reason)}
+            ],
+        }  # fmt: skip
+        for c in message.choices
+    ]
+
+
+async def _collect(call: Any, first: Any) -> tuple[Any, dict[int, dict[str, Any]], pb.Usage]:
+    """Read a whole stream into per-choice text and finish reasons."""
+    choices: dict[int, dict[str, Any]] = {}
+    usage = pb.Usage()
+    message = first
+    try:
+        while message is not grpc.aio.EOF:
+            for choice in message.choices:
+                entry = choices.setdefault(choice.index, {"text": "", "finish": None})
+                entry["text"] += choice.content if isinstance(choice, pb.ChatChoiceDelta) else choice.text
+                entry["finish"] = finish_name(choice.finish_reason) or entry["finish"]
+            if message.HasField("usage"):
+                usage = message.usage
+            message = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+    return first, choices, usage
+
+
+@openai_errors
+async def chat_completions(request: Request) -> Response:
+    body = await _body(request)
+    upstream: Upstream = request.app.state.upstream
+    call = upstream.generation.Chat(chat_request(body), metadata=(REST_MARKER,))
+    first = await _first(call)
+    if first is grpc.aio.EOF:
+        raise HttpError(500, "the server ended the stream without output")
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream = _stream(call, first, _render_chat, include_usage)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    first, choices, usage = await _collect(call, first)
+    document = {
+        **_chunk_base(first, "chat.completion"),
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": c["text"], "refusal": None},
+                "logprobs": None,
+                "finish_reason": c["finish"],
+            }  # fmt: skip
+            for i, c in sorted(choices.items())
+        ],
+        "usage": usage_json(usage),
+    }
+    return Response(orjson.dumps(document), media_type="application/json")
+
+
+@openai_errors
+async def completions(request: Request) -> Response:
+    body = await _body(request)
+    upstream: Upstream = request.app.state.upstream
+    call = upstream.generation.Complete(completion_request(body), metadata=(REST_MARKER,))
+    first = await _first(call)
+    if first is grpc.aio.EOF:
+        raise HttpError(500, "the server ended the stream without output")
+    if body.get("stream"):
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        stream = _stream(call, first, _render_completion, include_usage)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    first, choices, usage = await _collect(call, first)
+    document = {
+        **_chunk_base(first, "text_completion"),
+        "choices": [
+            {"index": i, "text": c["text"], "logprobs": None, "finish_reason": c["finish"]}
+            for i, c in sorted(choices.items())
+        ],
+        "usage": usage_json(usage),
+    }
+    return Response(orjson.dumps(document), media_type="application/json")
+
+
+async def _models(request: Request) -> list[dict]:
+    upstream: Upstream = request.app.state.upstream
+    answer = await upstream.call(upstream.generation.ListModels, pb.ListModelsRequest())
+    return [{"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by} for m in answer.models]
+
+
+@openai_errors
+async def list_models(request: Request) -> Response:
+    return Response(orjson.dumps({"object": "list", "data": await _models(request)}), media_type="application/json")
+
+
+@openai_errors
+async def retrieve_model(request: Request) -> Response:
+    wanted = request.path_params["model"]
+    for card in await _models(request):
+        if card["id"] == wanted:
+            return Response(orjson.dumps(card), media_type="application/json")
+    raise HttpError(404, f"Model not found - {wanted}", param="model")
+
+
+def _routes() -> list[Route]:
+    routes = []
+    for prefix in ("/v3", "/v3/v1"):
+        routes += [
+            Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
+            Route(f"{prefix}/completions", completions, methods=["POST"]),
+            Route(f"{prefix}/models", list_models, methods=["GET"]),
+            Route(f"{prefix}/models/{{model}}", retrieve_model, methods=["GET"]),
+        ]
+    routes += [
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+    ]
+    return routes
+
+
+ROUTES = _routes()

@@ -1,0 +1,129 @@
+"""The OpenAI SDK against the gateway's /v3 routes, on the tiny random LLM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from openai import BadRequestError, NotFoundError, OpenAI
+
+from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
+from tests.server_process import ServerProcess
+
+HI = [{"role": "user", "content": "hi there"}]
+
+
+@pytest.fixture(scope="module")
+def server(server_factory, llm_dir: Path) -> ServerProcess:
+    return server_factory("--task", "text_generation", "--model_path", str(llm_dir), "--model_name", "llm", rest=True)
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> OpenAI:
+    return OpenAI(base_url=f"{server.rest_url}/v3", api_key="unused", max_retries=0)
+
+
+def running_requests(server: ServerProcess) -> int:
+    with grpc.insecure_channel(server.address) as channel:
+        status = admin_pb2_grpc.AdminServiceStub(channel).GetServerStatus(admin_pb2.GetServerStatusRequest())
+    return int(status.models["llm"].model_version_status[0].properties["RUNNING_REQUESTS"])
+
+
+def test_chat_unary_has_openai_shape_and_exact_usage(client: OpenAI) -> None:
+    answer = client.chat.completions.create(model="llm", messages=HI, max_tokens=7)
+    assert answer.object == "chat.completion" and answer.id.startswith("chatcmpl-")
+    assert answer.created > 0 and answer.system_fingerprint and answer.model == "llm"
+    (choice,) = answer.choices
+    assert choice.finish_reason == "length" and choice.message.role == "assistant"
+    assert choice.message.refusal is None and choice.message.content
+    assert answer.usage.completion_tokens == 7
+    assert answer.usage.total_tokens == answer.usage.prompt_tokens + 7 and answer.usage.prompt_tokens > 5
+
+
+def test_chat_stream_matches_unary_and_reports_usage(client: OpenAI) -> None:
+    unary = client.chat.completions.create(model="llm", messages=HI, max_tokens=9).choices[0].message.content
+    chunks = list(
+        client.chat.completions.create(
+            model="llm", messages=HI, max_tokens=9, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == unary
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 9
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_completions_unary_and_stream(client: OpenAI) -> None:
+    answer = client.completions.create(model="llm", prompt="hello world", max_tokens=5)
+    assert answer.object == "text_completion" and answer.choices[0].finish_reason == "length"
+    assert answer.usage.completion_tokens == 5 and answer.usage.prompt_tokens > 0
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(model="llm", prompt="hello world", max_tokens=5, stream=True)
+    )
+    assert streamed == answer.choices[0].text
+
+
+def test_stop_n_seed_and_template_kwargs(client: OpenAI) -> None:
+    text = client.completions.create(model="llm", prompt="abc", max_tokens=20).choices[0].text
+    word = text.split()[1]
+    stopped = client.completions.create(model="llm", prompt="abc", max_tokens=20, stop=[word])
+    assert stopped.choices[0].finish_reason == "stop" and word not in stopped.choices[0].text
+    several = client.chat.completions.create(model="llm", messages=HI, max_tokens=4, n=2, temperature=1.5, seed=3)
+    assert [c.index for c in several.choices] == [0, 1] and several.usage.completion_tokens == 8
+    again = client.chat.completions.create(model="llm", messages=HI, max_tokens=4, n=2, temperature=1.5, seed=3)
+    assert [c.message.content for c in again.choices] == [c.message.content for c in several.choices]
+    kwargs = client.chat.completions.create(
+        model="llm", messages=HI, max_tokens=3, extra_body={"chat_template_kwargs": {"enable_thinking": False}}
+    )
+    assert kwargs.choices[0].message.content
+
+
+def test_models(client: OpenAI) -> None:
+    assert [m.id for m in client.models.list().data] == ["llm"]
+    assert client.models.retrieve("llm").owned_by == "OVMS"
+    with pytest.raises(NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_errors_have_openai_bodies(client: OpenAI, server: ServerProcess) -> None:
+    with pytest.raises(BadRequestError) as info:
+        client.chat.completions.create(model="llm", messages=HI, temperature=5)
+    assert "temperature out of range(0.0, 2.0)" in info.value.body["message"]
+    assert info.value.body["type"] == "invalid_request_error"
+    with pytest.raises(NotFoundError):
+        client.chat.completions.create(model="nope", messages=HI)
+    answer = httpx.post(f"{server.rest_url}/v3/chat/completions", json={"model": "llm", "messages": HI,
+                        "stream_options": {"include_usage": True}}, timeout=10)  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == "stream_options provided, but stream not set to true"
+    answer = httpx.post(f"{server.rest_url}/v3/completions", content=b"{nope", timeout=10)
+    assert answer.status_code == 400 and "Cannot parse JSON body" in answer.json()["error"]["message"]
+    answer = httpx.post(f"{server.rest_url}/v3/completions", json={"model": "llm"}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "prompt"
+
+
+def test_aliases(server: ServerProcess) -> None:
+    for path in ("/v3/v1/chat/completions", "/v1/chat/completions"):
+        answer = httpx.post(
+            f"{server.rest_url}{path}", json={"model": "llm", "messages": HI, "max_tokens": 2}, timeout=10
+        )
+        assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 2
+
+
+def test_client_disconnect_frees_the_slot(client: OpenAI, server: ServerProcess) -> None:
+    stream = client.completions.create(model="llm", prompt="long", max_tokens=3000, stream=True)
+    for _, _chunk in zip(range(3), stream, strict=False):
+        pass
+    assert running_requests(server) == 1
+    stream.close()
+    deadline = time.monotonic() + 30
+    while running_requests(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running_requests(server) == 0
