@@ -205,7 +205,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         models = tuple(
             model_config_from_flags(args, name, repository / name, VersionPolicy.from_json(default_policy))
             for name, default_policy in demo.DEMO_MODELS.items()
-        )
+        ) + (ModelConfig(demo.DEMO_LLM, repository / demo.DEMO_LLM, task="text_generation"),)
     else:
         _check(
             bool(args.model_path) and bool(args.model_name),
@@ -251,6 +251,7 @@ def configure_logging(level: str) -> None:
         format="[%(asctime)s][%(process)d][%(name)s][%(levelname)s] %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("gguf").setLevel(logging.WARNING)  # the demo's LLM builder is chatty at INFO
 
 
 def print_version() -> None:

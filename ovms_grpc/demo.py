@@ -2,6 +2,8 @@
 
 - ``dummy``: FP32 [1,10] input ``b`` -> output ``a`` = b + 1 (version 1) or b + 2 (version 2),
   the same signature as OVMS's test model of that name.
+- ``llm``: a tiny random-weight LLM with a byte-level BPE tokenizer and a ChatML template
+  (``ovms_grpc.genai.fixtures``), served for ``ovms.generation.v1`` and the OpenAI-style routes.
 - ``resnet_like``: a ResNet-50 topology (bottleneck blocks 3-4-6-3, about 25.6M parameters)
   with random weights: FP32 [1,3,224,224] input ``input`` -> [1,1000] softmax ``output``.
 """
@@ -22,7 +24,10 @@ import openvino.opset13 as op
 log = logging.getLogger(__name__)
 
 #: Bump when the demo models change, so stale caches are rebuilt.
-DEMO_REVISION = 1
+DEMO_REVISION = 2
+
+#: The tiny random-weight LLM that --demo serves for the generation APIs.
+DEMO_LLM = "llm"
 
 #: name -> (base folder, version policy as in config.json)
 DEMO_MODELS = {
@@ -87,6 +92,10 @@ def write_repository(target: Path) -> Path:
         ]
     }
     (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    from ovms_grpc.genai.fixtures import build_llm
+
+    # The LLM is served by --demo; config.json has no generative entries yet (graph.pbtxt support comes later).
+    build_llm(target / DEMO_LLM)
     return target
 
 

@@ -92,4 +92,14 @@ def test_readme_rest_example(server_factory) -> None:
     assert outputs[0].strip() == "200"
     assert json.loads(outputs[1])["versions"] == ["1", "2"]
     assert json.loads(outputs[2])["outputs"][0]["data"] == [float(v + 1) for v in range(10)]
-    assert set(json.loads(outputs[3])) == {"dummy", "resnet_like"}
+    assert set(json.loads(outputs[3])) == {"dummy", "resnet_like", "llm"}
+
+
+def test_readme_openai_example(server_factory) -> None:
+    server = server_factory("--demo", rest=True)
+    code = readme_block("openai").replace("127.0.0.1:8000", server.rest_url.removeprefix("http://"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "length 16"
+    assert lines[1] and lines[1].isascii()
