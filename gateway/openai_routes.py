@@ -148,20 +148,27 @@ async def _collect(call: Any, first: Any) -> tuple[Any, dict[int, dict[str, Any]
     return first, choices, usage
 
 
-@openai_errors
-async def chat_completions(request: Request) -> Response:
-    body = await _body(request)
-    upstream: Upstream = request.app.state.upstream
-    call = upstream.generation.Chat(chat_request(body), metadata=(REST_MARKER,))
+async def _answer(
+    body: dict,
+    call: Any,
+    render: Callable[[Any], list[dict]],
+    unary: Callable[[Any, dict[int, dict[str, Any]], pb.Usage], dict],
+) -> Response:
+    """Answer a generation call as an SSE stream or, when not streaming, one JSON document."""
     first = await _first(call)
     if first is grpc.aio.EOF:
         raise HttpError(500, "the server ended the stream without output")
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        stream = _stream(call, first, _render_chat, include_usage)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(
+            _stream(call, first, render, include_usage), media_type="text/event-stream", headers=SSE_HEADERS
+        )
     first, choices, usage = await _collect(call, first)
-    document = {
+    return Response(orjson.dumps(unary(first, choices, usage)), media_type="application/json")
+
+
+def _chat_document(first: Any, choices: dict[int, dict[str, Any]], usage: pb.Usage) -> dict:
+    return {
         **_chunk_base(first, "chat.completion"),
         "choices": [
             {
@@ -174,23 +181,10 @@ async def chat_completions(request: Request) -> Response:
         ],
         "usage": usage_json(usage),
     }
-    return Response(orjson.dumps(document), media_type="application/json")
 
 
-@openai_errors
-async def completions(request: Request) -> Response:
-    body = await _body(request)
-    upstream: Upstream = request.app.state.upstream
-    call = upstream.generation.Complete(completion_request(body), metadata=(REST_MARKER,))
-    first = await _first(call)
-    if first is grpc.aio.EOF:
-        raise HttpError(500, "the server ended the stream without output")
-    if body.get("stream"):
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        stream = _stream(call, first, _render_completion, include_usage)
-        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
-    first, choices, usage = await _collect(call, first)
-    document = {
+def _completion_document(first: Any, choices: dict[int, dict[str, Any]], usage: pb.Usage) -> dict:
+    return {
         **_chunk_base(first, "text_completion"),
         "choices": [
             {"index": i, "text": c["text"], "logprobs": None, "finish_reason": c["finish"]}
@@ -198,7 +192,22 @@ async def completions(request: Request) -> Response:
         ],
         "usage": usage_json(usage),
     }
-    return Response(orjson.dumps(document), media_type="application/json")
+
+
+@openai_errors
+async def chat_completions(request: Request) -> Response:
+    body = await _body(request)
+    upstream: Upstream = request.app.state.upstream
+    call = upstream.generation.Chat(chat_request(body), metadata=(REST_MARKER,))
+    return await _answer(body, call, _render_chat, _chat_document)
+
+
+@openai_errors
+async def completions(request: Request) -> Response:
+    body = await _body(request)
+    upstream: Upstream = request.app.state.upstream
+    call = upstream.generation.Complete(completion_request(body), metadata=(REST_MARKER,))
+    return await _answer(body, call, _render_completion, _completion_document)
 
 
 async def _models(request: Request) -> list[dict]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import collections
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import json_format
 
-from ovms_grpc.errors import ServingError, Unimplemented
+from ovms_grpc.errors import InvalidArgument, Unimplemented
 from ovms_grpc.genai.engine import Admitted, Delta
 from ovms_grpc.genai.sampling import sampling_options
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
@@ -23,6 +23,8 @@ FINISH = collections.defaultdict(
     lambda: pb.FINISH_REASON_UNSPECIFIED, {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH}
 )
 FINGERPRINT = "ovms-grpc"
+
+Response = TypeVar("Response", pb.ChatResponse, pb.CompleteResponse)
 
 
 def chat_messages(request: pb.ChatRequest) -> list[dict[str, Any]]:
@@ -47,19 +49,47 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     def __init__(self, manager: ModelManager) -> None:
         self._manager = manager
 
-    async def _stream(
-        self, context: grpc.aio.ServicerContext, model: str, kind: str, payload: Any, options: dict[str, Any]
-    ) -> AsyncIterator[Admitted | Delta]:
+    async def _chunks(
+        self,
+        model: str,
+        kind: str,
+        payload: Any,
+        options: dict[str, Any],
+        header: Response,
+        include_usage: bool,
+        fill: Callable[[Response, Delta], None],
+    ) -> AsyncIterator[Response]:
+        """One response per engine delta (``header`` copied, ``fill`` adds the choice); usage at the end."""
         generator = self._manager.generator(model, "text_generation")
+        usage = pb.Usage()
         async for event in generator.engine.generate(kind, payload, options):
-            yield event
+            if isinstance(event, Admitted):
+                usage.prompt_tokens = event.prompt_tokens
+                continue
+            usage.completion_tokens += event.tokens
+            chunk = type(header)()
+            chunk.CopyFrom(header)
+            fill(chunk, event)
+            yield chunk
+        if include_usage:
+            usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+            header.usage.CopyFrom(usage)  # type: ignore[attr-defined]
+            yield header
 
     async def Chat(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatResponse]:
         header = pb.ChatResponse(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
                                  system_fingerprint=FINGERPRINT)  # fmt: skip
+        started: set[int] = set()
+
+        def fill(chunk: pb.ChatResponse, event: Delta) -> None:
+            delta = chunk.choices.add(index=event.choice, content=event.text, finish_reason=FINISH[event.finish])
+            if event.choice not in started:  # the first message of each choice carries the role
+                started.add(event.choice)
+                delta.role = "assistant"
+
         try:
             if not request.messages:
-                raise ServingError("messages must not be empty", kind_name="INVALID_ARGUMENT")
+                raise InvalidArgument("messages must not be empty")
             options = sampling_options(request.sampling, streaming=True)
             if request.tools:
                 options["tools"] = [
@@ -67,26 +97,11 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                 ]
             if request.HasField("chat_template_kwargs"):
                 options["chat_template_kwargs"] = json_format.MessageToDict(request.chat_template_kwargs)
-            usage = pb.Usage()
-            started: set[int] = set()
-            async for event in self._stream(context, request.model, "chat", chat_messages(request), options):
-                if isinstance(event, Admitted):
-                    usage.prompt_tokens = event.prompt_tokens
-                    continue
-                chunk = pb.ChatResponse()
-                chunk.CopyFrom(header)
-                delta = chunk.choices.add(
-                    index=event.choice, content=event.text, finish_reason=FINISH.get(event.finish)
-                )
-                if event.choice not in started:
-                    started.add(event.choice)
-                    delta.role = "assistant"
-                usage.completion_tokens += event.tokens
+            messages = chat_messages(request)
+            async for chunk in self._chunks(
+                request.model, "chat", messages, options, header, request.include_usage, fill
+            ):
                 yield chunk
-            if request.include_usage:
-                usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-                header.usage.CopyFrom(usage)
-                yield header
         except Exception as exc:
             await abort(context, as_serving_error(exc))
 
@@ -95,24 +110,19 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     ) -> AsyncIterator[pb.CompleteResponse]:
         header = pb.CompleteResponse(id=f"cmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
                                      system_fingerprint=FINGERPRINT)  # fmt: skip
+
+        def fill(chunk: pb.CompleteResponse, event: Delta) -> None:
+            chunk.choices.add(index=event.choice, text=event.text, finish_reason=FINISH[event.finish])
+
         try:
             if request.echo:
                 raise Unimplemented("echo is not supported by this server yet")
             options = sampling_options(request.sampling, streaming=True)
-            usage = pb.Usage()
-            async for event in self._stream(context, request.model, "completion", request.prompt, options):
-                if isinstance(event, Admitted):
-                    usage.prompt_tokens = event.prompt_tokens
-                    continue
-                usage.completion_tokens += event.tokens
-                chunk = pb.CompleteResponse()
-                chunk.CopyFrom(header)
-                chunk.choices.add(index=event.choice, text=event.text, finish_reason=FINISH.get(event.finish))
+            chunks = self._chunks(
+                request.model, "completion", request.prompt, options, header, request.include_usage, fill
+            )
+            async for chunk in chunks:
                 yield chunk
-            if request.include_usage:
-                usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-                header.usage.CopyFrom(usage)
-                yield header
         except Exception as exc:
             await abort(context, as_serving_error(exc))
 
