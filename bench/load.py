@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -46,6 +46,8 @@ class LoadResult:
     """CPU time the rest of the machine used during the window: high means a disturbed measurement."""
     steal_seconds: float
     """CPU time the hypervisor took away during the window (a virtual machine's noisy neighbours)."""
+    watched_cpu_seconds: tuple[float, ...] = ()
+    """CPU time of each watched process during the window, in the order they were given."""
 
     @property
     def rate(self) -> float:
@@ -71,6 +73,7 @@ class LoadResult:
             server_cpu_seconds=sum(r.server_cpu_seconds for r in results),
             other_cpu_seconds=sum(r.other_cpu_seconds for r in results),
             steal_seconds=sum(r.steal_seconds for r in results),
+            watched_cpu_seconds=tuple(map(sum, zip(*(r.watched_cpu_seconds for r in results), strict=True))),
         )
 
     def summary(self) -> dict[str, float | int | str]:
@@ -95,6 +98,10 @@ class LoadResult:
         }
 
 
+#: One request of a closed loop: returns when the answer is in, raises when the request failed.
+Send = Callable[[], Awaitable[object]]
+
+
 async def run_load(
     target: str,
     method: str,
@@ -114,44 +121,67 @@ async def run_load(
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         call = channel.unary_unary(method)  # no serializers: bytes in, bytes out
         await asyncio.wait_for(channel.channel_ready(), timeout)
-        clock = time.perf_counter
-        window_start = clock() + warmup
-        window_end = window_start + seconds
-        latencies: list[float] = []
-        errors = 0
-        first_error = ""
+        return await closed_loop(
+            lambda: call(payload, timeout=timeout),
+            concurrency=concurrency,
+            seconds=seconds,
+            warmup=warmup,
+            watch_pids=watch_pids,
+        )
 
-        async def worker() -> None:
-            nonlocal errors, first_error
-            while True:
-                sent = clock()
-                if sent >= window_end:
-                    return
-                try:
-                    await call(payload, timeout=timeout)
-                except grpc.aio.AioRpcError as exc:
-                    done = clock()
-                    if window_start <= done <= window_end:
-                        errors += 1
-                        first_error = first_error or f"{exc.code().name}: {exc.details()}"
-                    continue
+
+async def closed_loop(
+    send: Send,
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    watch_pids: Sequence[int] = (),
+) -> LoadResult:
+    """Call ``send`` from ``concurrency`` coroutines in a loop, whatever the protocol.
+
+    Only requests that complete inside the window [start + warmup, start + warmup + seconds]
+    are counted; the CPU of this process, of ``watch_pids`` and of the machine is sampled
+    over the same window.
+    """
+    clock = time.perf_counter
+    window_start = clock() + warmup
+    window_end = window_start + seconds
+    latencies: list[float] = []
+    errors = 0
+    first_error = ""
+
+    async def worker() -> None:
+        nonlocal errors, first_error
+        while True:
+            sent = clock()
+            if sent >= window_end:
+                return
+            try:
+                await send()
+            except Exception as exc:  # any failed request is counted, not raised
                 done = clock()
                 if window_start <= done <= window_end:
-                    latencies.append(done - sent)
+                    errors += 1
+                    first_error = first_error or describe_error(exc)
+                continue
+            done = clock()
+            if window_start <= done <= window_end:
+                latencies.append(done - sent)
 
-        async def sample_cpu() -> tuple[float, float, float, float]:
-            await asyncio.sleep(max(0.0, window_start - clock()))
-            client0, server0 = time.process_time(), _cpu(watch_pids)
-            machine0, steal0 = machine_busy_seconds(), machine_steal_seconds()
-            await asyncio.sleep(max(0.0, window_end - clock()))
-            client = time.process_time() - client0
-            server = _cpu(watch_pids) - server0
-            other = machine_busy_seconds() - machine0 - client - server
-            return client, server, other, machine_steal_seconds() - steal0
+    async def sample_cpu() -> tuple[float, list[float], float, float]:
+        await asyncio.sleep(max(0.0, window_start - clock()))
+        client0, watched0 = time.process_time(), _cpu_each(watch_pids)
+        machine0, steal0 = machine_busy_seconds(), machine_steal_seconds()
+        await asyncio.sleep(max(0.0, window_end - clock()))
+        client = time.process_time() - client0
+        watched = [after - before for after, before in zip(_cpu_each(watch_pids), watched0, strict=True)]
+        other = machine_busy_seconds() - machine0 - client - sum(watched)
+        return client, watched, other, machine_steal_seconds() - steal0
 
-        sampler = asyncio.create_task(sample_cpu())
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        client_cpu, server_cpu, other_cpu, steal = await sampler
+    sampler = asyncio.create_task(sample_cpu())
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    client_cpu, watched_cpu, other_cpu, steal = await sampler
     return LoadResult(
         concurrency=concurrency,
         seconds=seconds,
@@ -160,14 +190,22 @@ async def run_load(
         first_error=first_error,
         latencies=latencies,
         client_cpu_seconds=client_cpu,
-        server_cpu_seconds=server_cpu,
+        server_cpu_seconds=sum(watched_cpu),
         other_cpu_seconds=max(other_cpu, 0.0),
         steal_seconds=steal,
+        watched_cpu_seconds=tuple(watched_cpu),
     )
 
 
-def _cpu(pids: Sequence[int]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed request: the gRPC status, or the exception."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _cpu_each(pids: Sequence[int]) -> list[float]:
+    return [cpu_seconds(pid) for pid in pids]
 
 
 #: Other processes using more than this many cores during a window make its figures doubtful.
@@ -185,7 +223,31 @@ def measure(
     watch_pids: Sequence[int] = (),
     patience: Patience | None = None,
 ) -> LoadResult:
-    """Blocking `run_load` (one fresh event loop per window).
+    """Blocking `run_load` (one fresh event loop per window), with `measure_with`'s patience."""
+    return measure_with(
+        lambda: run_load(
+            target,
+            method,
+            payload,
+            concurrency=concurrency,
+            seconds=seconds,
+            warmup=warmup,
+            watch_pids=watch_pids,
+        ),
+        seconds=seconds,
+        warmup=warmup,
+        patience=patience,
+    )
+
+
+def measure_with(
+    window: Callable[[], Coroutine[object, object, LoadResult]],
+    *,
+    seconds: float,
+    warmup: float,
+    patience: Patience | None = None,
+) -> LoadResult:
+    """Run one measured window (a coroutine such as `run_load`'s) in a fresh event loop.
 
     With ``patience``, first wait for a quiet machine, and measure a window
     again when other processes used more than `DISTURBED_CORES` during it,
@@ -194,17 +256,7 @@ def measure(
     patience = patience or Patience(0.0)
     while True:
         patience.wait_until_quiet()
-        result = asyncio.run(
-            run_load(
-                target,
-                method,
-                payload,
-                concurrency=concurrency,
-                seconds=seconds,
-                warmup=warmup,
-                watch_pids=watch_pids,
-            )
-        )
+        result = asyncio.run(window())
         other = result.other_cpu_seconds / seconds
         if other <= DISTURBED_CORES or not patience.allow_retry(warmup + seconds):
             return result

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,16 +96,56 @@ def wait_serving(process: Process, target: str, timeout: float) -> float:
     raise ProcessFailed(f"{process.name} not SERVING at {target} after {timeout:.0f} s:\n{process.log_tail()}")
 
 
-def stop(process: Process, grace: float = 15.0) -> int:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; returns the exit code."""
+def stop(process: Process, grace: float = 15.0, signum: int = signal.SIGTERM) -> int:
+    """SIGTERM (or ``signum``), wait up to ``grace`` seconds, then SIGKILL; returns the exit code."""
     if process.popen.poll() is None:
-        process.popen.send_signal(signal.SIGTERM)
+        process.popen.send_signal(signum)
         try:
             process.popen.wait(grace)
         except subprocess.TimeoutExpired:
             process.popen.kill()
             process.popen.wait()
     return int(process.popen.returncode)
+
+
+def wait_http_ok(process: Process, url: str, timeout: float) -> float:
+    """Poll ``GET url`` until it answers 200 (e.g. a REST readiness route); returns the seconds it took."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise ProcessFailed(f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - started
+        except OSError:  # refused, reset, timed out, or an HTTP error status
+            pass
+        time.sleep(0.1)
+    raise ProcessFailed(f"{url} did not answer 200 after {timeout:.0f} s:\n{process.log_tail()}")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process (all its threads'), from /proc."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(child) for child in (task / "children").read_text().split()]
+    return children
+
+
+def child_running(pid: int, module: str, timeout: float = 10.0) -> int:
+    """The pid of the child of ``pid`` that runs ``python -m module`` (waits for it up to ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in child_pids(pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if b"-m" in argv and argv[argv.index(b"-m") + 1 :][:1] == [module.encode()]:
+                    return child
+        if time.monotonic() >= deadline:
+            raise ProcessFailed(f"process {pid} has no child running -m {module}")
+        time.sleep(0.1)
 
 
 @contextlib.contextmanager

@@ -64,10 +64,13 @@ def server_args_note(server_args: Sequence[str]) -> str:
     return f"; our server with {' '.join(server_args)}" if server_args else ""
 
 
-def ratio_line(label: str, value: float, target: float, rounds: Sequence[float], clean: Sequence[bool]) -> str:
-    """The ratio against its target, each round's ratio (``*`` marks a disturbed round) and the undisturbed ones'."""
-    verdict = "ok" if value >= target else "BELOW TARGET"
-    line = f"{label}: {value:.3f}  (target >= {target:.2f}: {verdict})"
+def ratio_line(label: str, value: float, target: float | None, rounds: Sequence[float], clean: Sequence[bool]) -> str:
+    """The ratio against its target (if any), each round's (``*``: disturbed round) and the undisturbed ones'."""
+    if target is None:
+        line = f"{label}: {value:.3f}  (no target)"
+    else:
+        verdict = "ok" if value >= target else "BELOW TARGET"
+        line = f"{label}: {value:.3f}  (target >= {target:.2f}: {verdict})"
     line += "  rounds: " + ", ".join(f"{r:.3f}" + ("" if ok else "*") for r, ok in zip(rounds, clean, strict=True))
     if not all(clean):
         undisturbed = clean_mean(rounds, clean)
@@ -115,11 +118,11 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def print_profile(path: Path, limit: int = 30) -> None:
-    """The functions with the most own time in a cProfile output file of our server."""
+def print_profile(path: Path, limit: int = 30, process: str = "ovms-grpc") -> None:
+    """The functions with the most own time in a cProfile output file of our server (or ``process``)."""
     stream = io.StringIO()
     stats = pstats.Stats(str(path), stream=stream)
     stats.sort_stats("tottime").print_stats(limit)
-    print(f"\nprofile of ovms-grpc's main thread, last run ({path}); the profiler slows the server,")
+    print(f"\nprofile of {process}'s main thread, last run ({path}); the profiler slows the server,")
     print("so figures measured with --profile are not comparable:")
     print(stream.getvalue())
