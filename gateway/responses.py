@@ -28,4 +28,4 @@ async def read_body(request: Request) -> bytes:
         if size > limit:
             raise HttpError(413, f"Request is too large - more than {limit} bytes; the limit is {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

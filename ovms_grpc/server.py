@@ -85,16 +85,15 @@ class ModelServer:
     async def start(self) -> None:
         """Listen at once (health says NOT_SERVING), start the gateway, then load every model."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        gateway_target = ""
         if self.config.port or not self.config.gateway:
             for address in self.config.bind_addresses:
                 host = f"[{address}]" if ":" in address else address
                 self.ports.append(self._listen(f"{host}:{self.config.port}"))
-            first = self.config.bind_addresses[0]
-            local = "127.0.0.1" if first in ("0.0.0.0", "::") else first
-            gateway_target = f"[{local}]:{self.ports[0]}" if ":" in local else f"{local}:{self.ports[0]}"
             log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
-        else:  # --port 0 --rest_port N: only the gateway talks gRPC, over a private socket
+        gateway_target = ""
+        if self.config.gateway:
+            # The gateway always talks to the server over a private Unix socket: cheaper than TCP on
+            # loopback for large tensors, and it works with --port 0 (no public gRPC port).
             self._socket_dir = tempfile.TemporaryDirectory(prefix="ovms-grpc-")
             gateway_target = f"unix:{self._socket_dir.name}/grpc.sock"
             self._listen(gateway_target)
