@@ -8,10 +8,12 @@ cancels the gRPC call, which aborts the generation.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+import numpy as np
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -210,6 +212,72 @@ async def completions(request: Request) -> Response:
     return await _answer(body, call, _render_completion, _completion_document)
 
 
+@openai_errors
+async def embeddings(request: Request) -> Response:
+    body = await _body(request)
+    texts = body.get("input")
+    if isinstance(texts, str):
+        texts = [texts]
+    if texts is None:
+        raise bad_request("input field is required", "input")
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise bad_request(
+            "input should be string or a non-empty array of strings (token ids are not supported yet)", "input"
+        )
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        raise bad_request("encoding_format should either base64 or float", "encoding_format")
+    upstream: Upstream = request.app.state.upstream
+    answer = await upstream.call(upstream.generation.Embed, pb.EmbedRequest(model=body["model"], input=texts))
+    data = []
+    for item in answer.data:
+        values: Any = list(item.values)
+        if encoding == "base64":
+            values = base64.b64encode(np.asarray(item.values, dtype="<f4").tobytes()).decode()
+        data.append({"object": "embedding", "embedding": values, "index": item.index})
+    usage = {"prompt_tokens": answer.usage.prompt_tokens, "total_tokens": answer.usage.total_tokens}
+    document = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+    return Response(orjson.dumps(document), media_type="application/json")
+
+
+@openai_errors
+async def rerank(request: Request) -> Response:
+    body = await _body(request)
+    query, documents = body.get("query"), body.get("documents")
+    if not isinstance(query, str):
+        raise bad_request("query field is missing in request", "query")
+    if documents is None:
+        raise bad_request("documents field is missing in request", "documents")
+    if not isinstance(documents, list):
+        raise bad_request("documents is not an array", "documents")
+    texts: list[str] = []
+    for document in documents:
+        text = document.get("text") if isinstance(document, dict) else document
+        if not isinstance(text, str):
+            raise bad_request("documents must be strings or objects with a text field", "documents")
+        texts.append(text)
+    top_n = body.get("top_n", 0)
+    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0:
+        raise bad_request("top_n accepts integer values", "top_n")
+    return_documents = body.get("return_documents", False)
+    if not isinstance(return_documents, bool):
+        raise bad_request("return_documents accepts boolean values", "return_documents")
+    upstream: Upstream = request.app.state.upstream
+    answer = await upstream.call(
+        upstream.generation.Rerank,
+        pb.RerankRequest(
+            model=body["model"], query=query, documents=texts, top_n=top_n, return_documents=return_documents
+        ),
+    )
+    results = []
+    for item in answer.results:
+        result: dict[str, Any] = {"index": item.index, "relevance_score": item.relevance_score}
+        if return_documents:
+            result["document"] = {"text": item.document}
+        results.append(result)
+    return Response(orjson.dumps({"results": results}), media_type="application/json")
+
+
 async def _models(request: Request) -> list[dict]:
     upstream: Upstream = request.app.state.upstream
     answer = await upstream.call(upstream.generation.ListModels, pb.ListModelsRequest())
@@ -236,12 +304,15 @@ def _routes() -> list[Route]:
         routes += [
             Route(f"{prefix}/chat/completions", chat_completions, methods=["POST"]),
             Route(f"{prefix}/completions", completions, methods=["POST"]),
+            Route(f"{prefix}/embeddings", embeddings, methods=["POST"]),
+            Route(f"{prefix}/rerank", rerank, methods=["POST"]),
             Route(f"{prefix}/models", list_models, methods=["GET"]),
             Route(f"{prefix}/models/{{model}}", retrieve_model, methods=["GET"]),
         ]
     routes += [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
     ]
     return routes
 

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
+from ovms_grpc.genai.encoders import MAX_DOCUMENTS, POOLING, EncoderOptions
 from ovms_grpc.genai.servable import TASKS, GenaiOptions
 from ovms_grpc.metrics import DEFAULT_FAMILIES, validate_families
 from ovms_grpc.models.loader import LoadOptions
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     genai.add_argument("--max_num_seqs", type=int, default=256, help="sequences batched together at most")
     genai.add_argument("--max_num_batched_tokens", type=int, default=0, help="tokens per step at most (0 = auto)")
     genai.add_argument("--max_prompt_len", type=int, default=0, help="longest prompt in tokens (0 = model context)")
+    genai.add_argument("--normalize", choices=("true", "false"), default="true", help="embeddings: L2-normalize")
+    genai.add_argument("--pooling", choices=POOLING, default="CLS", help="embeddings: pooling of token vectors")
+    genai.add_argument("--max_allowed_chunks", type=int, default=MAX_DOCUMENTS, help="rerank: documents per request")
     genai.add_argument("--tool_parser", help="tool-call parser (not supported yet)")
     genai.add_argument("--reasoning_parser", help="reasoning parser (not supported yet)")
     model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
@@ -213,7 +217,6 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         )
         models = (model_config_from_flags(args, args.model_name, Path(args.model_path), VersionPolicy()),)
         if args.task:
-            _check(args.task == "text_generation", f"task {args.task} is not supported by this server yet")
             _check(
                 not args.tool_parser and not args.reasoning_parser, "tool and reasoning parsers are not supported yet"
             )
@@ -227,7 +230,11 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
                 max_prompt_len=args.max_prompt_len,
                 plugin_config=dict(models[0].load.plugin_config or {}),
             )
-            models = (replace(models[0], task=args.task, genai=options),)
+            _check(args.max_allowed_chunks > 0, "max_allowed_chunks must be a positive integer")
+            encoder = EncoderOptions(
+                normalize=args.normalize == "true", pooling=args.pooling, max_documents=args.max_allowed_chunks
+            )
+            models = (replace(models[0], task=args.task, genai=options, encoder=encoder),)
     return ServerConfig(
         models=models,
         config_path=config_path,

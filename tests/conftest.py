@@ -59,3 +59,12 @@ def llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ovms_grpc.genai.fixtures import build_llm
 
     return build_llm(tmp_path_factory.mktemp("genai") / "llm")
+
+
+@pytest.fixture(scope="session")
+def encoder_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny embedding and cross-encoder rerank models, built in code."""
+    from ovms_grpc.genai.fixtures import build_embedding, build_rerank
+
+    root = tmp_path_factory.mktemp("encoders")
+    return {"embedding": build_embedding(root / "embedding"), "rerank": build_rerank(root / "rerank")}

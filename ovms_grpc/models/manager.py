@@ -28,6 +28,7 @@ from ovms_grpc.errors import (
     ServingError,
     VersionNotFound,
 )
+from ovms_grpc.genai.encoders import EncoderOptions, EncoderServable
 from ovms_grpc.genai.servable import GenaiOptions, GenerativeServable
 from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.loader import LoadOptions, load_model
@@ -66,7 +67,9 @@ class ModelConfig:
     task: str = ""
     """"" for a model served through the inference APIs; text_generation, embeddings or rerank otherwise."""
     genai: GenaiOptions = field(default_factory=GenaiOptions)
-    """Options of a generative model."""
+    """Options of a text-generation model."""
+    encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    """Options of an embeddings or rerank model."""
 
 
 class ModelVersion:
@@ -79,7 +82,7 @@ class ModelVersion:
         self.error_code = "OK"
         self.error_message = ""
         self.servable: Servable | None = None
-        self.generator: GenerativeServable | None = None
+        self.generator: GenerativeServable | EncoderServable | None = None
         """Set instead of ``servable`` for a generative model."""
         self.settled = asyncio.Event()
         self.reshape_lock = asyncio.Lock()
@@ -307,11 +310,16 @@ class ModelManager:
                 self._in_background(previous.release())
             return reshaped
 
-    async def _start_generator(self, entry: ModelEntry) -> GenerativeServable:
+    async def _start_generator(self, entry: ModelEntry) -> GenerativeServable | EncoderServable:
         config = entry.config
-        generator = GenerativeServable(
-            config.name, config.base_path, config.task, config.load.target_device, config.genai, self._max_queued
-        )
+        device = config.load.target_device
+        generator: GenerativeServable | EncoderServable
+        if config.task == "text_generation":
+            generator = GenerativeServable(config.name, config.base_path, config.task, device, config.genai,
+                                           self._max_queued)  # fmt: skip
+        else:
+            generator = EncoderServable(config.name, config.base_path, config.task, device, config.encoder,
+                                        self._max_queued)  # fmt: skip
         await generator.start()
         return generator
 
@@ -442,7 +450,7 @@ class ModelManager:
             )
         return record.servable
 
-    def generator(self, name: str, task: str) -> GenerativeServable:
+    def generator(self, name: str, task: str) -> GenerativeServable | EncoderServable:
         """The generative model ``name``, which must serve ``task``."""
         record = self.version(name, None)
         generator = record.generator
@@ -452,8 +460,18 @@ class ModelManager:
             raise ModelNotReady(f'model "{name}" is not loaded: {self._why(self.entry(name))}')
         if generator.task != task:
             raise InvalidArgument(f'model "{name}" serves {generator.task}, not {task}')
-        if not generator.engine.alive:
+        if isinstance(generator, GenerativeServable) and not generator.engine.alive:
             raise EngineDead(f'the engine of model "{name}" is restarting; retry the request')
+        return generator
+
+    def llm(self, name: str) -> GenerativeServable:
+        generator = self.generator(name, "text_generation")
+        assert isinstance(generator, GenerativeServable)
+        return generator
+
+    def encoder(self, name: str, task: str) -> EncoderServable:
+        generator = self.generator(name, task)
+        assert isinstance(generator, EncoderServable)
         return generator
 
     @staticmethod

@@ -60,7 +60,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         fill: Callable[[Response, Delta], None],
     ) -> AsyncIterator[Response]:
         """One response per engine delta (``header`` copied, ``fill`` adds the choice); usage at the end."""
-        generator = self._manager.generator(model, "text_generation")
+        generator = self._manager.llm(model)
         usage = pb.Usage()
         async for event in generator.engine.generate(kind, payload, options):
             if isinstance(event, Admitted):
@@ -141,8 +141,25 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
 
     @unary
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
-        raise Unimplemented("embeddings are not served by this server yet")
+        encoder = self._manager.encoder(request.model, "embeddings")
+        vectors, tokens = await encoder.embed(list(request.input))
+        return pb.EmbedResponse(
+            model=request.model,
+            data=[pb.Embedding(index=i, values=v) for i, v in enumerate(vectors)],
+            usage=pb.Usage(prompt_tokens=tokens, total_tokens=tokens),
+        )
 
     @unary
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
-        raise Unimplemented("rerank is not served by this server yet")
+        encoder = self._manager.encoder(request.model, "rerank")
+        documents = list(request.documents)
+        scores, tokens = await encoder.rerank(request.query, documents)
+        if request.top_n:
+            scores = scores[: request.top_n]
+        results = [
+            pb.RerankResult(index=i, relevance_score=score, document=documents[i] if request.return_documents else "")
+            for i, score in scores
+        ]
+        return pb.RerankResponse(
+            model=request.model, results=results, usage=pb.Usage(prompt_tokens=tokens, total_tokens=tokens)
+        )
