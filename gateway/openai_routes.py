@@ -107,13 +107,22 @@ def _render_chat(message: pb.ChatResponse) -> list[dict]:
     documents = []
     for choice in message.choices:
         delta: dict[str, Any] = {"role": choice.role} if choice.role else {}
-        if choice.content or not choice.finish_reason:
+        if choice.content or not (choice.finish_reason or choice.reasoning_content or choice.tool_calls):
             delta["content"] = choice.content
+        if choice.reasoning_content:
+            delta["reasoning_content"] = choice.reasoning_content
+        if choice.tool_calls:
+            delta["tool_calls"] = [_tool_call_json(call) for call in choice.tool_calls]
         finish = finish_name(choice.finish_reason)
         documents.append(
             {**base, "choices": [{"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
         )
     return documents
+
+
+def _tool_call_json(call: pb.ToolCall) -> dict[str, Any]:
+    return {"index": call.index, "id": call.id, "type": "function",
+            "function": {"name": call.function_name, "arguments": call.arguments}}  # fmt: skip
 
 
 def _render_completion(message: pb.CompleteResponse) -> list[dict]:
@@ -139,8 +148,13 @@ async def _collect(call: Any, first: Any) -> tuple[Any, dict[int, dict[str, Any]
     try:
         while message is not grpc.aio.EOF:
             for choice in message.choices:
-                entry = choices.setdefault(choice.index, {"text": "", "finish": None})
-                entry["text"] += choice.content if isinstance(choice, pb.ChatChoiceDelta) else choice.text
+                entry = choices.setdefault(choice.index, {"text": "", "finish": None, "reasoning": "", "tools": []})
+                if isinstance(choice, pb.ChatChoiceDelta):
+                    entry["text"] += choice.content
+                    entry["reasoning"] += choice.reasoning_content
+                    entry["tools"] += [_tool_call_json(call) for call in choice.tool_calls]
+                else:
+                    entry["text"] += choice.text
                 entry["finish"] = finish_name(choice.finish_reason) or entry["finish"]
             if message.HasField("usage"):
                 usage = message.usage
@@ -169,16 +183,21 @@ async def _answer(
     return Response(orjson.dumps(unary(first, choices, usage)), media_type="application/json")
 
 
+def _chat_message(choice: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": choice["text"], "refusal": None}
+    if choice.get("reasoning"):
+        message["reasoning_content"] = choice["reasoning"]
+    if choice.get("tools"):
+        message["tool_calls"] = [{k: v for k, v in call.items() if k != "index"} for call in choice["tools"]]
+        message["content"] = choice["text"] or None
+    return message
+
+
 def _chat_document(first: Any, choices: dict[int, dict[str, Any]], usage: pb.Usage) -> dict:
     return {
         **_chunk_base(first, "chat.completion"),
         "choices": [
-            {
-                "index": i,
-                "message": {"role": "assistant", "content": c["text"], "refusal": None},
-                "logprobs": None,
-                "finish_reason": c["finish"],
-            }  # fmt: skip
+            {"index": i, "message": _chat_message(c), "logprobs": None, "finish_reason": c["finish"]}
             for i, c in sorted(choices.items())
         ],
         "usage": usage_json(usage),

@@ -21,6 +21,7 @@ from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
 from ovms_grpc.genai.encoders import MAX_DOCUMENTS, POOLING, EncoderOptions
+from ovms_grpc.genai.parsers import REASONING_PARSERS, TOOL_PARSERS
 from ovms_grpc.genai.servable import TASKS, GenaiOptions
 from ovms_grpc.metrics import DEFAULT_FAMILIES, validate_families
 from ovms_grpc.models.loader import LoadOptions
@@ -103,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     genai.add_argument("--normalize", choices=("true", "false"), default="true", help="embeddings: L2-normalize")
     genai.add_argument("--pooling", choices=POOLING, default="CLS", help="embeddings: pooling of token vectors")
     genai.add_argument("--max_allowed_chunks", type=int, default=MAX_DOCUMENTS, help="rerank: documents per request")
-    genai.add_argument("--tool_parser", help="tool-call parser (not supported yet)")
-    genai.add_argument("--reasoning_parser", help="reasoning parser (not supported yet)")
+    genai.add_argument("--tool_parser", help=f"tool-call parser for chat output: {', '.join(TOOL_PARSERS)}")
+    genai.add_argument("--reasoning_parser", help=f"reasoning parser for chat output: {', '.join(REASONING_PARSERS)}")
     model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
     add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
     return parser
@@ -228,6 +229,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
                 max_num_seqs=args.max_num_seqs,
                 max_num_batched_tokens=args.max_num_batched_tokens,
                 max_prompt_len=args.max_prompt_len,
+                tool_parser=None if args.tool_parser in (None, "none") else args.tool_parser,
+                reasoning_parser=None if args.reasoning_parser in (None, "none") else args.reasoning_parser,
                 plugin_config=dict(models[0].load.plugin_config or {}),
             )
             _check(args.max_allowed_chunks > 0, "max_allowed_chunks must be a positive integer")

@@ -24,6 +24,10 @@ class GenaiOptions:
     """Longest prompt accepted, in tokens; 0 = the model's context."""
     default_max_tokens: int = 1024
     """max_tokens of a request that gives none."""
+    tool_parser: str | None = None
+    """Tool-call parser applied to chat output (``hermes3``)."""
+    reasoning_parser: str | None = None
+    """Reasoning parser applied to chat output (``qwen3``)."""
     plugin_config: dict[str, Any] = field(default_factory=dict)
 
     def engine_options(self) -> dict[str, Any]:
@@ -47,6 +51,7 @@ class GenerativeServable:
         self.name = name
         self.version = 1
         self.task = task
+        self.options = options
         self.engine = EngineProcess(name, str(model_dir), device, options.engine_options(), max_queued)
 
     @property

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 
 from ovms_grpc.errors import InvalidArgument, Unimplemented
 from ovms_grpc.genai.engine import Admitted, Delta
+from ovms_grpc.genai.parsers import OutputParser
 from ovms_grpc.genai.sampling import sampling_options
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
@@ -80,13 +81,27 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         header = pb.ChatResponse(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
                                  system_fingerprint=FINGERPRINT)  # fmt: skip
         started: set[int] = set()
+        parsers: dict[int, OutputParser] = {}
 
         def fill(chunk: pb.ChatResponse, event: Delta) -> None:
-            delta = chunk.choices.add(index=event.choice, content=event.text, finish_reason=FINISH[event.finish])
+            delta = chunk.choices.add(index=event.choice, finish_reason=FINISH[event.finish])
             if event.choice not in started:  # the first message of each choice carries the role
                 started.add(event.choice)
                 delta.role = "assistant"
+            parser = parsers.get(event.choice)
+            if parser is None:
+                delta.content = event.text
+                return
+            parsed = parser.feed(event.text, final=bool(event.finish))
+            delta.content, delta.reasoning_content = parsed.content, parsed.reasoning
+            for call in parsed.tool_calls:
+                delta.tool_calls.add(id=call.id, type="function", function_name=call.name, arguments=call.arguments,
+                                     index=len(parser_calls[event.choice]))  # fmt: skip
+                parser_calls[event.choice].append(call.id)
+            if event.finish == "stop" and parser.tool_calls_seen:
+                delta.finish_reason = pb.FINISH_REASON_TOOL_CALLS
 
+        parser_calls: dict[int, list[str]] = collections.defaultdict(list)
         try:
             if not request.messages:
                 raise InvalidArgument("messages must not be empty")
@@ -97,6 +112,10 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                 ]
             if request.HasField("chat_template_kwargs"):
                 options["chat_template_kwargs"] = json_format.MessageToDict(request.chat_template_kwargs)
+            llm = self._manager.llm(request.model)
+            if llm.options.tool_parser or llm.options.reasoning_parser:
+                for index in range(max(options.get("n") or 1, 1)):
+                    parsers[index] = OutputParser(llm.options.reasoning_parser, llm.options.tool_parser)
             messages = chat_messages(request)
             async for chunk in self._chunks(
                 request.model, "chat", messages, options, header, request.include_usage, fill

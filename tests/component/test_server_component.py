@@ -263,3 +263,46 @@ def test_generation_never_blocks_the_event_loop(llm_dir: Path) -> None:
         await server.stop()
 
     run(scenario())
+
+
+def test_chat_parsers_split_reasoning_and_tool_calls(llm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiny random model cannot write tool calls, so the engine's output is scripted here."""
+    from ovms_grpc.genai import engine as engine_module
+    from ovms_grpc.genai.servable import GenaiOptions
+    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
+    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
+
+    text = (
+        '<think>need weather</think>Checking. <tool_call>{"name": "weather", "arguments": {"city": "Oslo"}}</tool_call>'
+    )
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+
+    async def scripted(self, kind, payload, options):
+        yield engine_module.Admitted(5)
+        for index, piece in enumerate(pieces):
+            yield engine_module.Delta(0, piece, 1, "stop" if index == len(pieces) - 1 else "")
+
+    monkeypatch.setattr(engine_module.EngineProcess, "generate", scripted)
+    options = GenaiOptions(tool_parser="hermes3", reasoning_parser="qwen3")
+    config = ServerConfig(
+        models=(ModelConfig("llm", llm_dir, task="text_generation", genai=options),),
+        port=0,
+        bind_addresses=("127.0.0.1",),
+    )
+
+    async def scenario() -> None:
+        server = ModelServer(config)
+        await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+            stub = gen_grpc.GenerationServiceStub(channel)
+            request = gen_pb.ChatRequest(model="llm", messages=[gen_pb.ChatMessage(role="user", content="weather?")])
+            chunks = [c async for c in stub.Chat(request)]
+        await server.stop()
+        choices = [c.choices[0] for c in chunks]
+        assert "".join(c.reasoning_content for c in choices) == "need weather"
+        assert "".join(c.content for c in choices) == "Checking. "
+        calls = [call for c in choices for call in c.tool_calls]
+        assert [(c.function_name, c.arguments) for c in calls] == [("weather", '{"city": "Oslo"}')]
+        assert choices[-1].finish_reason == gen_pb.FINISH_REASON_TOOL_CALLS
+
+    run(scenario())
