@@ -18,7 +18,7 @@ from bench.procs import ProcessFailed
 #: Scenario name -> module in this package. Each module defines NAME, DESCRIPTION,
 #: DEFAULT_SECONDS, DEFAULT_ROUNDS, add_arguments(parser) and run(args, log_dir) -> dict with "passed";
 #: args also carries server_root (the source tree servers run from) and budget (a procs.Patience).
-SCENARIOS = ("kserve_resnet", "kserve_dummy", "gateway", "images", "reload")
+SCENARIOS = ("kserve_resnet", "kserve_dummy", "gateway", "images", "reload", "generation")
 
 
 def scenario_module(name: str) -> ModuleType:

@@ -60,14 +60,23 @@ class ProcessFailed(RuntimeError):
     """A subprocess exited or did not become ready; the message carries its log tail."""
 
 
-def start(name: str, argv: Sequence[str], log_dir: Path, root: Path = REPO) -> Process:
-    """Start ``argv`` in ``root`` (a source tree, first on PYTHONPATH), output captured to ``log_dir/name.log``."""
+def start(name: str, argv: Sequence[str], log_dir: Path, root: Path = REPO, *, pipes: bool = False) -> Process:
+    """Start ``argv`` in ``root`` (a source tree, first on PYTHONPATH), output captured to ``log_dir/name.log``.
+
+    With ``pipes``, its stdin and stdout are pipes (``process.popen.stdin``/``stdout``, binary) for a
+    line protocol, and only its stderr goes to the log.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(root), str(REPO), env.get("PYTHONPATH"))))
     with log_path.open("wb") as log:
-        popen = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
+        if pipes:
+            popen = subprocess.Popen(
+                list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=root, env=env
+            )
+        else:
+            popen = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
     return Process(name, list(argv), log_path, popen)
 
 
@@ -145,6 +154,23 @@ def child_running(pid: int, module: str, timeout: float = 10.0) -> int:
                     return child
         if time.monotonic() >= deadline:
             raise ProcessFailed(f"process {pid} has no child running -m {module}")
+        time.sleep(0.1)
+
+
+def child_with_argument(pid: int, fragment: str, timeout: float = 10.0) -> int:
+    """The pid of the child of ``pid`` one of whose arguments contains ``fragment`` (waits up to ``timeout``).
+
+    For children that are not ``python -m`` modules, e.g. ``multiprocessing`` spawn children (``spawn_main``).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for child in child_pids(pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+                if any(fragment.encode() in argument for argument in argv):
+                    return child
+        if time.monotonic() >= deadline:
+            raise ProcessFailed(f"process {pid} has no child with an argument containing {fragment!r}")
         time.sleep(0.1)
 
 
