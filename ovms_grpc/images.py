@@ -29,6 +29,16 @@ def accepts_images(spec: TensorSpec) -> bool:
     return spec.datatype != "BYTES" and not spec.dynamic_rank and len(spec.dims) == 4
 
 
+def not_an_image_input(spec: TensorSpec, sent: str) -> InvalidArgument:
+    """The error for encoded images sent to an input that cannot take them."""
+    shape = format_dims(spec.dims) if not spec.dynamic_rank else "(any rank)"
+    return InvalidArgument(
+        f"Expected: {spec.datatype}; Actual: {sent}; input name: {spec.name} (encoded images need a 4-D numeric "
+        f"input; this one is {spec.datatype} {shape})",
+        kind_name="INVALID_PRECISION",
+    )
+
+
 def _fit(size: int, dim: Dim) -> int | None:
     """The size an image dimension becomes: the static size, clamped into a range, or None to keep it."""
     lo, hi = dim

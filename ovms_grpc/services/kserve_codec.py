@@ -8,7 +8,7 @@ import numpy as np
 
 from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.images import accepts_images
+from ovms_grpc.images import accepts_images, not_an_image_input
 from ovms_grpc.models.servable import Servable
 from ovms_grpc.tensors import (
     TensorSpec,
@@ -66,7 +66,9 @@ def decode_inputs(
                 f"Detected buffer in InferInputTensor contents for input: {tensor.name}",
                 kind_name="INVALID_MESSAGE_STRUCTURE",
             )
-        if tensor.datatype == "BYTES" and accepts_images(spec):
+        if tensor.datatype == "BYTES" and spec.datatype != "BYTES":
+            if not accepts_images(spec):
+                raise not_an_image_input(spec, "BYTES")
             items = deserialize_bytes(raw[index], spec.name) if raw else list(tensor.contents.bytes_contents)
             images.append((spec, items, shape))
             continue

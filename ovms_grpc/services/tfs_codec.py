@@ -7,7 +7,7 @@ import numpy as np
 from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from ovms_grpc.genproto.tensorflow.core.protobuf import meta_graph_pb2
-from ovms_grpc.images import accepts_images
+from ovms_grpc.images import accepts_images, not_an_image_input
 from ovms_grpc.services.kserve_codec import PendingImages
 from ovms_grpc.tensors import (
     TensorSpec,
@@ -67,7 +67,9 @@ def decode_input(spec: TensorSpec, tensor: tensor_pb2.TensorProto) -> np.ndarray
     if tensor.tensor_shape.unknown_rank:
         raise InvalidArgument(f"tensor_shape has an unknown rank; input name: {spec.name}")
     shape = [dim.size for dim in tensor.tensor_shape.dim]
-    if datatype == "BYTES" and accepts_images(spec):
+    if datatype == "BYTES" and spec.datatype != "BYTES":
+        if not accepts_images(spec):
+            raise not_an_image_input(spec, "DT_STRING")
         return spec, list(tensor.string_val), shape
     if datatype != spec.datatype:  # named with the TF types a TFS client knows
         raise InvalidArgument(

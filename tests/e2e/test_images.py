@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import cv2
 import grpc
@@ -123,3 +124,16 @@ def test_image_errors(stub) -> None:
     assert "Expected number of input shape dimensions: 1; Actual: 2" in error.details()
     error = rpc_error(stub, request("small", [b""]))
     assert error.details() == "Bytes contents is empty - image 0 of input image is empty"
+
+
+def test_images_into_an_input_that_cannot_take_them(server_factory, dummy_repo: Path) -> None:
+    server = server_factory("--model_path", str(dummy_repo), "--model_name", "dummy")
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        message = pb.ModelInferRequest(model_name="dummy")
+        message.inputs.add(name="b", datatype="BYTES", shape=[1]).contents.bytes_contents.append(encode(PHOTO, "PNG"))
+        error = rpc_error(stub, message)
+    assert error.details() == (
+        "Invalid input precision - Expected: FP32; Actual: BYTES; input name: b "
+        "(encoded images need a 4-D numeric input; this one is FP32 (1,10))"
+    )
