@@ -27,7 +27,7 @@ def environment() -> dict[str, Any]:
     except OSError:
         pass
     versions: dict[str, str | None] = {}
-    for package in ("openvino", "grpcio", "protobuf", "numpy"):
+    for package in ("openvino", "openvino-genai", "grpcio", "protobuf", "numpy"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
