@@ -37,6 +37,20 @@ class Running:
     n: int = 1
 
 
+#: Request option -> GenerationConfig attribute, copied when the request sets it.
+OPTION_ATTRIBUTES = (
+    ("top_p", "top_p"),
+    ("top_k", "top_k"),
+    ("min_p", "min_p"),
+    ("repetition_penalty", "repetition_penalty"),
+    ("presence_penalty", "presence_penalty"),
+    ("frequency_penalty", "frequency_penalty"),
+    ("length_penalty", "length_penalty"),
+    ("seed", "rng_seed"),
+    ("include_stop_str_in_output", "include_stop_str_in_output"),
+)
+
+
 def generation_config(og: Any, options: dict[str, Any], eos_token_id: int | None) -> Any:
     """An openvino_genai GenerationConfig from the request's sampling options."""
     config = og.GenerationConfig()
@@ -49,24 +63,11 @@ def generation_config(og: Any, options: dict[str, Any], eos_token_id: int | None
     if temperature is not None and temperature > 0:
         config.do_sample = True
         config.temperature = temperature
-    if options.get("top_p") is not None:
-        config.top_p = options["top_p"]
-    if options.get("top_k") is not None:
-        config.top_k = options["top_k"]
-    if options.get("min_p") is not None:
-        config.min_p = options["min_p"]
-    if options.get("repetition_penalty") is not None:
-        config.repetition_penalty = options["repetition_penalty"]
-    if options.get("presence_penalty") is not None:
-        config.presence_penalty = options["presence_penalty"]
-    if options.get("frequency_penalty") is not None:
-        config.frequency_penalty = options["frequency_penalty"]
-    if options.get("seed") is not None:
-        config.rng_seed = options["seed"]
+    for name, attribute in OPTION_ATTRIBUTES:
+        if options.get(name) is not None:
+            setattr(config, attribute, options[name])
     if options.get("stop"):
         config.stop_strings = set(options["stop"])
-    if options.get("include_stop_str_in_output") is not None:
-        config.include_stop_str_in_output = options["include_stop_str_in_output"]
     config.ignore_eos = bool(options.get("ignore_eos"))
     if n > 1:
         if not config.do_sample:  # several different choices need sampling

@@ -25,7 +25,7 @@ def sampling_options(params: pb.SamplingParams, *, streaming: bool) -> dict[str,
         name: optional(name)
         for name in (
             "max_tokens", "temperature", "top_p", "top_k", "min_p", "repetition_penalty",
-            "presence_penalty", "frequency_penalty", "seed", "include_stop_str_in_output",
+            "presence_penalty", "frequency_penalty", "length_penalty", "seed", "include_stop_str_in_output",
         )
     }  # fmt: skip
     _range("temperature", options["temperature"], 0.0, 2.0)
