@@ -21,6 +21,7 @@ from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
 from ovms_grpc.genai.encoders import MAX_DOCUMENTS, POOLING, EncoderOptions
+from ovms_grpc.genai.graph import GRAPH_FILE, read_graph
 from ovms_grpc.genai.parsers import REASONING_PARSERS, TOOL_PARSERS
 from ovms_grpc.genai.servable import TASKS, GenaiOptions
 from ovms_grpc.metrics import DEFAULT_FAMILIES, validate_families
@@ -217,6 +218,12 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             "Use either config_path or model_path with model_name",
         )
         models = (model_config_from_flags(args, args.model_name, Path(args.model_path), VersionPolicy()),)
+        if not args.task and (Path(args.model_path) / GRAPH_FILE).is_file():
+            graph = validated("model_path", read_graph, Path(args.model_path))
+            models = (
+                ModelConfig(args.model_name, graph.model_dir, LoadOptions(target_device=graph.device), VersionPolicy(),
+                            task=graph.task, genai=graph.genai, encoder=graph.encoder),
+            )  # fmt: skip
         if args.task:
             _check(
                 not args.tool_parser and not args.reasoning_parser, "tool and reasoning parsers are not supported yet"

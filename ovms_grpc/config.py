@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ovms_grpc.devices import validate_plugin_config, validate_target_device
+from ovms_grpc.genai.graph import GRAPH_FILE, read_graph
 from ovms_grpc.metrics import validate_families
 from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
@@ -168,6 +169,15 @@ def _parse_model(reader: _Reader, value: Any, path: str, base_dir: Path) -> Mode
     base_path = Path(base)
     if not base_path.is_absolute():
         base_path = (base_dir / base_path).resolve()
+    if (base_path / GRAPH_FILE).is_file():  # a generative model folder, as OVMS configures them
+        try:
+            graph = read_graph(base_path)
+        except ValueError as exc:
+            raise ConfigError(f"{reader.source}: {path}.base_path: {exc}") from exc
+        return ModelConfig(
+            name, graph.model_dir, LoadOptions(target_device=graph.device), VersionPolicy(),
+            task=graph.task, genai=graph.genai, encoder=graph.encoder,
+        )  # fmt: skip
     load = LoadOptions(
         target_device=device,
         plugin_config=parse("plugin_config", validate_plugin_config, {}),

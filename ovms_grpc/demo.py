@@ -24,10 +24,35 @@ import openvino.opset13 as op
 log = logging.getLogger(__name__)
 
 #: Bump when the demo models change, so stale caches are rebuilt.
-DEMO_REVISION = 2
+DEMO_REVISION = 3
 
 #: The tiny random-weight LLM that --demo serves for the generation APIs.
 DEMO_LLM = "llm"
+
+#: OVMS's way of configuring a generative folder: a graph with the LLM calculator's options.
+LLM_GRAPH = """input_stream: "HTTP_REQUEST_PAYLOAD:input"
+output_stream: "HTTP_RESPONSE_PAYLOAD:output"
+node: {
+  name: "LLMExecutor"
+  calculator: "HttpLLMCalculator"
+  input_stream: "LOOPBACK:loopback"
+  input_stream: "HTTP_REQUEST_PAYLOAD:input"
+  input_side_packet: "LLM_NODE_RESOURCES:llm"
+  output_stream: "LOOPBACK:loopback"
+  output_stream: "HTTP_RESPONSE_PAYLOAD:output"
+  input_stream_info: { tag_index: 'LOOPBACK:0', back_edge: true }
+  node_options: {
+    [type.googleapis.com / mediapipe.LLMCalculatorOptions]: {
+      models_path: "./",
+      plugin_config: '{}',
+      enable_prefix_caching: true,
+      cache_size: 1,
+      max_num_seqs: 256,
+      device: "CPU",
+    }
+  }
+}
+"""
 
 #: name -> (base folder, version policy as in config.json)
 DEMO_MODELS = {
@@ -91,11 +116,12 @@ def write_repository(target: Path) -> Path:
             for name, policy in DEMO_MODELS.items()
         ]
     }
-    (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     from ovms_grpc.genai.fixtures import build_llm
 
-    # The LLM is served by --demo; config.json has no generative entries yet (graph.pbtxt support comes later).
     build_llm(target / DEMO_LLM)
+    (target / DEMO_LLM / "graph.pbtxt").write_text(LLM_GRAPH)
+    config["model_config_list"].append({"config": {"name": DEMO_LLM, "base_path": DEMO_LLM}})
+    (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return target
 
 

@@ -186,3 +186,16 @@ def test_engine_runs_in_another_process_and_is_restarted_when_it_dies(stub, chan
     (text,), _ = complete(stub, max_tokens=4)
     assert text
     assert server.process.poll() is None  # the server itself never exits
+
+
+def test_config_json_entry_with_graph_pbtxt_serves_the_llm(server_factory, demo_repo: Path) -> None:
+    """OVMS's layout: a config.json entry whose folder holds graph.pbtxt is a generative model."""
+    server = server_factory("--config_path", str(demo_repo / "config.json"))
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.GenerationServiceStub(channel)
+        (text,), chunks = complete(stub, max_tokens=3)
+        assert chunks[-1].usage.completion_tokens == 3
+        kserve = kserve_grpc.GRPCInferenceServiceStub(channel)
+        assert kserve.ModelReady(kserve_pb.ModelReadyRequest(name="dummy")).ready
+        models = {m.id: m.task for m in stub.ListModels(pb.ListModelsRequest()).models}
+    assert models == {"dummy": "inference", "llm": "text_generation", "resnet_like": "inference"}
