@@ -54,7 +54,8 @@ def error_response(status: int, message: str) -> Response:
 
 
 def from_serving_error(error: ServingError) -> HttpError:
-    return HttpError(error.kind.http_status, error.message)
+    """A rule checked in the gateway itself (shared with the server through ovms_grpc.tensors)."""
+    return HttpError(error.kind.http_status, error.message, error.kind.name)
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:

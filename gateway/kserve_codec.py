@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from gateway.http_errors import HttpError
+from gateway.http_errors import HttpError, from_serving_error
 from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.tensors import (
@@ -152,7 +152,7 @@ def parse_infer_request(
             try:
                 array = array_from_values(spec, shape, values)
             except InvalidArgument as exc:
-                raise HttpError(exc.kind.http_status, exc.message) from None
+                raise from_serving_error(exc) from None
             request.raw_input_contents.append(to_raw(array))
     if offset != len(binary):
         raise _bad(f"binary data has {len(binary) - offset} bytes that no input claims")

@@ -186,6 +186,16 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+def _get(summary: str, description: str, schema: dict, *errors: int) -> dict:
+    """A GET operation answering JSON ``schema`` with 200, or an error body with ``errors``."""
+    return {
+        "get": {
+            "summary": summary,
+            "responses": {"200": {"description": description, "content": _json(schema)}, **_errors(*errors)},
+        }
+    }
+
+
 def _empty_ok(description: str) -> dict:
     return {"200": {"description": description}}
 
@@ -218,15 +228,8 @@ def build() -> dict[str, Any]:
             },
         }
     }
-    metadata = {
-        "get": {
-            "summary": "KServe v2 model metadata",
-            "responses": {
-                "200": {"description": "Metadata", "content": _json({"$ref": "#/components/schemas/ModelMetadata"})},
-                **_errors(400, 404, 500, 503),
-            },
-        }
-    }
+    metadata = _get("KServe v2 model metadata", "Metadata", {"$ref": "#/components/schemas/ModelMetadata"},
+                    400, 404, 500, 503)  # fmt: skip
     ready = {
         "get": {
             "summary": "KServe v2 model readiness",
@@ -236,27 +239,10 @@ def build() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v2/health/live": {"get": {"summary": "Liveness", "responses": {**_empty_ok("Live"), **_errors(500, 503)}}},
         "/v2/health/ready": {"get": {"summary": "Readiness", "responses": {**_empty_ok("Ready"), **_errors(500, 503)}}},
-        "/v2": {
-            "get": {
-                "summary": "KServe v2 server metadata",
-                "responses": {
-                    "200": {
-                        "description": "Metadata",
-                        "content": _json({"$ref": "#/components/schemas/ServerMetadata"}),
-                    },
-                    **_errors(500, 503),
-                },
-            }
-        },
-        "/v1/config": {
-            "get": {
-                "summary": "Status of every model version (OVMS)",
-                "responses": {
-                    "200": {"description": "Status", "content": _json({"$ref": "#/components/schemas/ConfigStatus"})},
-                    **_errors(500, 503),
-                },
-            }
-        },
+        "/v2": _get("KServe v2 server metadata", "Metadata", {"$ref": "#/components/schemas/ServerMetadata"}, 500, 503),
+        "/v1/config": _get(
+            "Status of every model version (OVMS)", "Status", {"$ref": "#/components/schemas/ConfigStatus"}, 500, 503
+        ),
         "/v1/config/reload": {
             "post": {
                 "summary": "Reload config.json and rescan version folders (OVMS)",
@@ -280,24 +266,10 @@ def build() -> dict[str, Any]:
             }
         },
     }
-    tfs_status = {
-        "get": {
-            "summary": "TensorFlow Serving model status",
-            "responses": {
-                "200": {"description": "Version states", "content": _json({"$ref": "#/components/schemas/TfsStatus"})},
-                **_errors(400, 404, 500, 503),
-            },
-        }
-    }
-    tfs_metadata = {
-        "get": {
-            "summary": "TensorFlow Serving model metadata (signature_def)",
-            "responses": {
-                "200": {"description": "Metadata", "content": _json({"type": "object"})},
-                **_errors(400, 404, 500, 503),
-            },
-        }
-    }
+    tfs_status = _get("TensorFlow Serving model status", "Version states", {"$ref": "#/components/schemas/TfsStatus"},
+                      400, 404, 500, 503)  # fmt: skip
+    tfs_metadata = _get("TensorFlow Serving model metadata (signature_def)", "Metadata", {"type": "object"},
+                        400, 404, 500, 503)  # fmt: skip
     tfs_predict = {
         "post": {
             "summary": 'TensorFlow Serving predict: row (instances) or columnar (inputs) format; {"b64": ...} binary',
