@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway import config_routes, kserve_routes, openai_routes, openapi, tfs_routes
+from gateway.cors import CorsMiddleware, CorsSettings
 from gateway.http_errors import HttpError, error_response
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.responses import json_response
@@ -36,6 +37,8 @@ class GatewayConfig:
     """Largest request body accepted; larger ones get 413."""
     max_message_bytes: int = DEFAULT_LIMIT_BYTES
     """gRPC message limit towards the server, both directions."""
+    cors: CorsSettings = CorsSettings()
+    """Access-Control-* headers (OVMS's CORS flags)."""
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -81,6 +84,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     )
     app.state.metrics = GatewayMetrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(CorsMiddleware, settings=config.cors)
     return app
 
 

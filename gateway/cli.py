@@ -8,6 +8,7 @@ import sys
 from typing import NoReturn
 
 from gateway.app import DEFAULT_LIMIT_BYTES, GatewayConfig, create_app
+from gateway.cors import CorsSettings
 
 EX_USAGE = 64
 
@@ -26,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--bind_address", default="0.0.0.0", help="HTTP listen address")
     add("--max_request_bytes", type=int, default=DEFAULT_LIMIT_BYTES, help="largest request body (413 past it)")
     add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+    add("--allowed_origins", default="*", help="CORS: Access-Control-Allow-Origin")
+    add("--allowed_methods", default="*", help="CORS: Access-Control-Allow-Methods")
+    add("--allowed_headers", default="*", help="CORS: Access-Control-Allow-Headers")
+    add("--allow_credentials", action="store_true", help="CORS: Access-Control-Allow-Credentials: true")
     return parser
 
 
@@ -37,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO), format="[%(asctime)s][gateway][%(levelname)s] %(message)s"
     )
-    config = GatewayConfig(args.grpc_target, max_body_bytes=args.max_request_bytes)
+    cors = CorsSettings(args.allowed_origins, args.allowed_methods, args.allowed_headers, args.allow_credentials)
+    config = GatewayConfig(args.grpc_target, max_body_bytes=args.max_request_bytes, cors=cors)
     uvicorn.run(
         create_app(config),
         host=args.bind_address,

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="accepted for OVMS compatibility (2..10000); the gateway is one asyncio process",
     )
+    add("--allowed_origins", default="*", help="CORS: allowed origins on the REST port")
+    add("--allowed_methods", default="*", help="CORS: allowed methods on the REST port")
+    add("--allowed_headers", default="*", help="CORS: allowed headers on the REST port")
+    add("--allow_credentials", action="store_true", help="CORS: allow credentials on the REST port")
     add("--rest_max_request_bytes", type=int, default=1024**3, help="largest REST request body (413 past it)")
     add("--grpc_bind_address", default="0.0.0.0", help="comma-separated addresses for the gRPC server")
     add("--grpc_workers", type=int, default=1, help="gRPC workers, 1..CPU count")
@@ -193,6 +197,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             bind_address=args.rest_bind_address,
             log_level=args.log_level,
             max_request_bytes=args.rest_max_request_bytes,
+            cors=(args.allowed_origins, args.allowed_methods, args.allowed_headers, args.allow_credentials),
         )
     _check(args.max_queued_requests >= 0, "max_queued_requests must be a non-negative integer")
     _check(args.file_system_poll_wait_seconds >= 0, "file_system_poll_wait_seconds must be a non-negative integer")

@@ -30,6 +30,8 @@ class GatewaySettings:
     log_level: str = "INFO"
     max_request_bytes: int = 1024 * 1024 * 1024
     """Largest REST body; larger ones get 413."""
+    cors: tuple[str, str, str, bool] = ("*", "*", "*", False)
+    """Allowed origins, methods, headers, and whether credentials are allowed (OVMS's CORS flags)."""
 
 
 class GatewaySupervisor:
@@ -50,6 +52,8 @@ class GatewaySupervisor:
             "--bind_address", s.bind_address,
             "--log_level", s.log_level,
             "--max_request_bytes", str(s.max_request_bytes),
+            "--allowed_origins", s.cors[0], "--allowed_methods", s.cors[1], "--allowed_headers", s.cors[2],
+            *(["--allow_credentials"] if s.cors[3] else []),
         ]  # fmt: skip
 
     def start(self) -> None:

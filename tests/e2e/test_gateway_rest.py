@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import struct
@@ -286,3 +287,33 @@ def test_metrics_count_rest_and_grpc_requests(server_factory, dummy_repo: Path) 
 def test_metrics_off_by_default(http: httpx.Client) -> None:
     answer = http.get("/metrics")
     assert answer.status_code == 400 and "Metrics are not enabled" in answer.json()["error"]
+
+
+def test_cors_headers_and_preflight(server_factory, dummy_repo: Path) -> None:
+    server = server_factory("--model_path", str(dummy_repo), "--model_name", "dummy", "--allowed_origins",
+                            "https://app.example", "--allow_credentials", rest=True)  # fmt: skip
+    preflight = httpx.options(f"{server.rest_url}/v2/models/dummy/infer", headers={"Origin": "https://app.example"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    answer = httpx.post(f"{server.rest_url}/v2/models/dummy/infer", json=infer_body(ROW), timeout=10)
+    assert answer.status_code == 200 and answer.headers["access-control-allow-methods"] == "*"
+
+
+def test_full_queue_is_429(server_factory, demo_repo: Path) -> None:
+    server = server_factory("--model_path", str(demo_repo / "resnet_like"), "--model_name", "resnet_like",
+                            "--nireq", "1", "--max_queued_requests", "0", rest=True)  # fmt: skip
+    image = np.ones((1, 3, 224, 224), np.float32)
+    header = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": image.nbytes}}]}).encode()  # fmt: skip
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*(
+                client.post(f"{server.rest_url}/v2/models/resnet_like/infer", content=header + image.tobytes(),
+                            headers={"Inference-Header-Content-Length": str(len(header))})
+                for _ in range(8)
+            ))  # fmt: skip
+
+    codes = [answer.status_code for answer in asyncio.run(burst())]
+    assert set(codes) <= {200, 429} and 200 in codes and 429 in codes, codes
