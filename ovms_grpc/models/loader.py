@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,31 @@ class LoadedModel:
     nireq: int
     properties: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    aliases: dict[str, dict[str, str]] = field(default_factory=dict)
+    """OVMS's mapping_config.json: {"inputs": {tensor: alias}, "outputs": {tensor: alias}}."""
+
+
+MAPPING_FILE = "mapping_config.json"
+
+
+def read_mapping(version_dir: Path) -> dict[str, dict[str, str]]:
+    """The tensor aliases of a version folder (empty without a mapping_config.json)."""
+    path = version_dir / MAPPING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LoadFailed(f"{path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(document, dict) or set(document) - {"inputs", "outputs"}:
+        raise LoadFailed(f'{path}: expected {{"inputs": {{tensor: alias}}, "outputs": {{tensor: alias}}}}')
+    mapping: dict[str, dict[str, str]] = {}
+    for key in ("inputs", "outputs"):
+        value = document.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise LoadFailed(f"{path}: {key} must map tensor names to alias strings")
+        mapping[key] = value
+    return mapping
 
 
 def first_line(exc: BaseException) -> str:
@@ -66,6 +92,7 @@ def find_model_file(version_dir: Path) -> Path:
 def load_model(core: ov.Core, version_dir: Path, options: LoadOptions) -> LoadedModel:
     """Read, reshape, add layout conversions and compile one version."""
     model_file = find_model_file(version_dir)
+    aliases = read_mapping(version_dir)
     try:
         model = core.read_model(str(model_file))
     except Exception as exc:
@@ -97,7 +124,7 @@ def load_model(core: ov.Core, version_dir: Path, options: LoadOptions) -> Loaded
         except Exception:  # not every device reports every property
             continue
     optimal = int(properties.get("OPTIMAL_NUMBER_OF_INFER_REQUESTS", "1"))
-    return LoadedModel(compiled, max(options.nireq or optimal, 1), properties, notes)
+    return LoadedModel(compiled, max(options.nireq or optimal, 1), properties, notes, aliases)
 
 
 def _property_value(value: Any) -> Any:

@@ -95,7 +95,7 @@ class InferencePool:
         for index, request in enumerate(self._requests):
             request.set_callback(self._on_done_thread, index)
 
-    async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    async def infer(self, inputs: Mapping[int, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """Run one inference; copies out the named outputs (all when ``outputs`` is empty)."""
         if not self._requests:
             raise ServingError(f"{self._label} is retired", kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")
@@ -197,6 +197,11 @@ class InferencePool:
             self._release(index)
 
 
+def _alias(port: ov.Output, aliases: Mapping[str, str]) -> str:
+    """The name the APIs use for a port: its alias from mapping_config.json, or its own name."""
+    return next((aliases[name] for name in sorted(port.names) if name in aliases), port.any_name)
+
+
 def _ignore(userdata: object) -> None:
     """A callback that keeps nothing alive."""
 
@@ -220,9 +225,10 @@ class Servable:
         """Configured with shape or batch_size "auto": a request of another shape reloads it (as OVMS)."""
         compiled = loaded.compiled
         nireq = loaded.nireq
-        self.inputs = [tensor_spec(port, port.any_name) for port in compiled.inputs]
-        self.outputs = [tensor_spec(port, port.any_name) for port in compiled.outputs]
+        self.inputs = [tensor_spec(port, _alias(port, loaded.aliases.get("inputs", {}))) for port in compiled.inputs]
+        self.outputs = [tensor_spec(port, _alias(port, loaded.aliases.get("outputs", {}))) for port in compiled.outputs]
         self.input_by_name = {spec.name: spec for spec in self.inputs}
+        self._input_index = {spec.name: index for index, spec in enumerate(self.inputs)}
         self.nireq = nireq
         self._in_flight = 0
         self._drained: asyncio.Event | None = None
@@ -232,11 +238,11 @@ class Servable:
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Infer; ``outputs`` names the outputs wanted (all when empty), already validated."""
-        prepared = {}
+        prepared = {}  # by input index: the names clients use may be mapping_config.json aliases
         for name, array in inputs.items():
             if array.dtype == object:
                 array = np.array(list(array.reshape(-1)), dtype=np.bytes_).reshape(array.shape)
-            prepared[name] = array
+            prepared[self._input_index[name]] = array
         self._in_flight += 1
         self.metrics.current_requests.inc()
         try:

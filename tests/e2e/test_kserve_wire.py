@@ -189,3 +189,22 @@ def test_every_typed_contents_field_round_trips(server_factory, tmp_path: Path) 
                 assert raw == expected
             else:
                 np.testing.assert_array_equal(np.frombuffer(raw, dtype), np.array(sent[name], dtype), err_msg=name)
+
+
+def test_mapping_config_renames_tensors(server_factory, tmp_path: Path) -> None:
+    repo = models.write_dummy_repository(tmp_path / "mapped")
+    (repo / "2" / "mapping_config.json").write_text('{"inputs": {"b": "data"}, "outputs": {"a": "sum"}}')
+    server = server_factory("--model_path", str(repo), "--model_name", "dummy")
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        meta = stub.ModelMetadata(pb.ModelMetadataRequest(name="dummy"))
+        assert [t.name for t in meta.inputs] == ["data"] and [t.name for t in meta.outputs] == ["sum"]
+        request = pb.ModelInferRequest(model_name="dummy")
+        request.inputs.add(name="data", datatype="FP32", shape=[1, 10])
+        request.raw_input_contents.append(np.zeros((1, 10), np.float32).tobytes())
+        answer = stub.ModelInfer(request)
+        assert answer.outputs[0].name == "sum"
+        np.testing.assert_array_equal(np.frombuffer(answer.raw_output_contents[0], np.float32), np.full(10, 2.0))
+        request.inputs[0].name = "b"
+        error = rpc_error(lambda: stub.ModelInfer(request))
+        assert "Required input: data" in error.details()
