@@ -57,14 +57,13 @@ def sampling(body: dict) -> pb.SamplingParams:
         params.stop.extend(stop)
     elif stop is not None:
         raise bad_request("stop is not a string or array of strings", "stop")
-    for key in ("ignore_eos", "include_stop_str_in_output", "logprobs"):
+    for key in ("ignore_eos", "include_stop_str_in_output"):
         value = body.get(key)
         if value is not None and not isinstance(value, bool):
             raise bad_request(f"{key} must be a boolean", key)
     params.ignore_eos = bool(body.get("ignore_eos"))
     if body.get("include_stop_str_in_output") is not None:
         params.include_stop_str_in_output = body["include_stop_str_in_output"]
-    params.logprobs = bool(body.get("logprobs"))
     for key in ("n", "best_of", "top_logprobs"):
         value = _number(body, key, int)
         if value is not None:
@@ -122,6 +121,10 @@ def chat_request(body: dict) -> pb.ChatRequest:
     request = pb.ChatRequest(
         model=body["model"], messages=[_message(m, i) for i, m in enumerate(messages)], sampling=sampling(body)
     )
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise bad_request("logprobs must be a boolean", "logprobs")
+    request.sampling.logprobs = bool(logprobs)
     for tool in body.get("tools") or []:
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
             raise bad_request('tools must be objects of type "function"', "tools")
@@ -141,9 +144,19 @@ def completion_request(body: dict) -> pb.CompleteRequest:
     echo = body.get("echo", False)
     if not isinstance(echo, bool):
         raise bad_request("echo must be a boolean", "echo")
-    return pb.CompleteRequest(
+    request = pb.CompleteRequest(
         model=body["model"], prompt=prompt, sampling=sampling(body), echo=echo, include_usage=True
     )
+    # completions' logprobs is a count of alternatives; openvino_genai gives the chosen token's only
+    logprobs = body.get("logprobs")
+    if logprobs is not None:
+        if isinstance(logprobs, bool) or not isinstance(logprobs, int) or not 0 <= logprobs <= 1:
+            raise bad_request(
+                f"logprobs accepts 0 or 1 (the chosen token's log probability), got {logprobs!r}", "logprobs"
+            )
+        request.sampling.logprobs = True
+        request.sampling.top_logprobs = logprobs
+    return request
 
 
 def usage_json(usage: pb.Usage) -> dict:
@@ -152,6 +165,40 @@ def usage_json(usage: pb.Usage) -> dict:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+def chat_logprobs(items: Any) -> list[dict[str, Any]]:
+    """OpenAI chat ``logprobs.content`` entries of TokenLogprob messages."""
+    return [
+        {
+            "token": item.token,
+            "logprob": item.logprob if item.HasField("logprob") else None,
+            "bytes": list(item.bytes),
+            "top_logprobs": [
+                {"token": top.token, "logprob": top.logprob, "bytes": list(top.token.encode())}
+                for top in item.top_logprobs
+            ],
+        }
+        for item in items
+    ]
+
+
+class CompletionLogprobs:
+    """OpenAI completions ``logprobs`` (tokens, token_logprobs, top_logprobs, text_offset) of one choice,
+    built over a stream: text offsets continue from one message to the next."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def render(self, items: Any) -> dict[str, Any]:
+        document: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        for item in items:
+            document["tokens"].append(item.token)
+            document["token_logprobs"].append(item.logprob if item.HasField("logprob") else None)
+            document["top_logprobs"].append({top.token: top.logprob for top in item.top_logprobs} or None)
+            document["text_offset"].append(self.offset)
+            self.offset += len(item.token)
+        return document
 
 
 def finish_name(reason: int) -> str | None:

@@ -20,7 +20,15 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from gateway.http_errors import HttpError, from_rpc_error
-from gateway.openai_codec import bad_request, chat_request, completion_request, finish_name, usage_json
+from gateway.openai_codec import (
+    CompletionLogprobs,
+    bad_request,
+    chat_logprobs,
+    chat_request,
+    completion_request,
+    finish_name,
+    usage_json,
+)
 from gateway.responses import read_body
 from gateway.upstream import REST_MARKER, Upstream
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
@@ -114,9 +122,9 @@ def _render_chat(message: pb.ChatResponse) -> list[dict]:
         if choice.tool_calls:
             delta["tool_calls"] = [_tool_call_json(call) for call in choice.tool_calls]
         finish = finish_name(choice.finish_reason)
-        documents.append(
-            {**base, "choices": [{"index": choice.index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-        )
+        logprobs = {"content": chat_logprobs(choice.logprobs), "refusal": None} if choice.logprobs else None
+        entry = {"index": choice.index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        documents.append({**base, "choices": [entry]})
     return documents
 
 
@@ -125,19 +133,23 @@ def _tool_call_json(call: pb.ToolCall) -> dict[str, Any]:
             "function": {"name": call.function_name, "arguments": call.arguments}}  # fmt: skip
 
 
-def _render_completion(message: pb.CompleteResponse) -> list[dict]:
-    base = _chunk_base(message, "text_completion")
-    if not message.choices:
-        return [{**base, "choices": [], "usage": usage_json(message.usage)}]
-    return [
-        {
-            **base,
-            "choices": [
-                {"index": c.index, "text": c.text, "logprobs": None, "finish_reason": finish_name(c.finish_reason)}
-            ],
-        }  # fmt: skip
-        for c in message.choices
-    ]
+def _completion_renderer() -> Callable[[pb.CompleteResponse], list[dict]]:
+    """Renders the messages of one completions stream (logprob text offsets run on across messages)."""
+    offsets: dict[int, CompletionLogprobs] = {}
+
+    def render(message: pb.CompleteResponse) -> list[dict]:
+        base = _chunk_base(message, "text_completion")
+        if not message.choices:
+            return [{**base, "choices": [], "usage": usage_json(message.usage)}]
+        documents = []
+        for c in message.choices:
+            logprobs = offsets.setdefault(c.index, CompletionLogprobs()).render(c.logprobs) if c.logprobs else None
+            finish = finish_name(c.finish_reason)
+            choice = {"index": c.index, "text": c.text, "logprobs": logprobs, "finish_reason": finish}
+            documents.append({**base, "choices": [choice]})
+        return documents
+
+    return render
 
 
 async def _collect(call: Any, first: Any) -> tuple[Any, dict[int, dict[str, Any]], pb.Usage]:
@@ -148,7 +160,10 @@ async def _collect(call: Any, first: Any) -> tuple[Any, dict[int, dict[str, Any]
     try:
         while message is not grpc.aio.EOF:
             for choice in message.choices:
-                entry = choices.setdefault(choice.index, {"text": "", "finish": None, "reasoning": "", "tools": []})
+                entry = choices.setdefault(
+                    choice.index, {"text": "", "finish": None, "reasoning": "", "tools": [], "logprobs": []}
+                )
+                entry["logprobs"].extend(choice.logprobs)
                 if isinstance(choice, pb.ChatChoiceDelta):
                     entry["text"] += choice.content
                     entry["reasoning"] += choice.reasoning_content
@@ -197,7 +212,12 @@ def _chat_document(first: Any, choices: dict[int, dict[str, Any]], usage: pb.Usa
     return {
         **_chunk_base(first, "chat.completion"),
         "choices": [
-            {"index": i, "message": _chat_message(c), "logprobs": None, "finish_reason": c["finish"]}
+            {
+                "index": i,
+                "message": _chat_message(c),
+                "logprobs": {"content": chat_logprobs(c["logprobs"]), "refusal": None} if c.get("logprobs") else None,
+                "finish_reason": c["finish"],
+            }
             for i, c in sorted(choices.items())
         ],
         "usage": usage_json(usage),
@@ -208,7 +228,12 @@ def _completion_document(first: Any, choices: dict[int, dict[str, Any]], usage: 
     return {
         **_chunk_base(first, "text_completion"),
         "choices": [
-            {"index": i, "text": c["text"], "logprobs": None, "finish_reason": c["finish"]}
+            {
+                "index": i,
+                "text": c["text"],
+                "logprobs": CompletionLogprobs().render(c["logprobs"]) if c.get("logprobs") else None,
+                "finish_reason": c["finish"],
+            }
             for i, c in sorted(choices.items())
         ],
         "usage": usage_json(usage),
@@ -228,7 +253,7 @@ async def completions(request: Request) -> Response:
     body = await _body(request)
     upstream: Upstream = request.app.state.upstream
     call = upstream.generation.Complete(completion_request(body), metadata=(REST_MARKER,))
-    return await _answer(body, call, _render_completion, _completion_document)
+    return await _answer(body, call, _completion_renderer(), _completion_document)
 
 
 @openai_errors

@@ -38,6 +38,10 @@ class Delta:
     tokens: int
     finish: str
     """"" while running, then "stop" or "length"."""
+    logprobs: list[tuple[str, float | None]] | None = None
+    """(token text, log probability) of this delta's tokens, when the request asked for them."""
+    echo: bool = False
+    """The echoed prompt (text and, when asked, logprobs), before the choice's first output."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class EngineProcess:
             while conn.poll():
                 message = conn.recv()
                 if message[0] == "step":
-                    for rid, choice, text, tokens, finish in message[1]:
+                    for rid, choice, text, tokens, finish, logprobs in message[1]:
                         target = self._requests.get(rid)
                         if target is None:
                             continue
@@ -129,8 +133,10 @@ class EngineProcess:
                             target.put_nowait(Admitted(tokens))
                         elif finish == "error":
                             target.put_nowait(InvalidArgument(text))
+                        elif finish == "echo":
+                            target.put_nowait(Delta(choice, text, 0, "", logprobs, echo=True))
                         else:
-                            target.put_nowait(Delta(choice, text, tokens, finish))
+                            target.put_nowait(Delta(choice, text, tokens, finish, logprobs))
                 elif message[0] == "fatal":
                     log.error('engine of "%s" failed: %s', self.name, message[1])
         except (EOFError, OSError):

@@ -15,8 +15,11 @@ def _range(name: str, value: float | None, low: float, high: float) -> None:
         raise InvalidArgument(f"{name} out of range({low}, {high}): {value}")
 
 
-def sampling_options(params: pb.SamplingParams, *, streaming: bool) -> dict[str, Any]:
-    """The engine options of a request's SamplingParams; raises InvalidArgument naming the bad field."""
+def sampling_options(params: pb.SamplingParams, *, streaming: bool, echo: bool = False) -> dict[str, Any]:
+    """The engine options of a request's SamplingParams; raises InvalidArgument naming the bad field.
+
+    ``echo`` (completions) allows max_tokens 0: the prompt alone comes back, with its logprobs.
+    """
 
     def optional(field: str) -> Any:
         return getattr(params, field) if params.HasField(field) else None  # type: ignore[arg-type]
@@ -37,8 +40,8 @@ def sampling_options(params: pb.SamplingParams, *, streaming: bool) -> dict[str,
         raise InvalidArgument(f"top_k must be -1 (all tokens) or a positive integer: {options['top_k']}")
     if options["top_k"] == -1:
         options["top_k"] = None
-    if options["max_tokens"] == 0:
-        raise InvalidArgument("max_tokens must be greater than 0")
+    if options["max_tokens"] == 0 and not echo:
+        raise InvalidArgument("max_tokens must be greater than 0 (0 is allowed with echo)")
     if options["repetition_penalty"] is not None and options["repetition_penalty"] <= 0:
         raise InvalidArgument(f"repetition_penalty must be greater than 0: {options['repetition_penalty']}")
     if len(params.stop) > MAX_STOP_WORDS:
@@ -49,9 +52,14 @@ def sampling_options(params: pb.SamplingParams, *, streaming: bool) -> dict[str,
         raise InvalidArgument(f"best_of ({best_of}) must be greater than or equal to n ({n})")
     if streaming and params.best_of and params.best_of > 1:
         raise InvalidArgument("best_of is not supported in streaming mode")
-    if params.logprobs or params.top_logprobs:
-        raise InvalidArgument("logprobs are not supported by this server yet")
+    if params.top_logprobs > 1:
+        raise InvalidArgument(
+            f"top_logprobs accepts 0 or 1, got {params.top_logprobs}: openvino_genai gives the log probability"
+            " of the chosen token only"
+        )
+    if params.top_logprobs and not params.logprobs:
+        raise InvalidArgument("top_logprobs needs logprobs")
     if params.HasField("response_format") and params.response_format.type not in ("", "text"):
         raise InvalidArgument("response_format other than text is not supported by this server yet")
-    options.update(stop=list(params.stop), ignore_eos=params.ignore_eos, n=n)
+    options.update(stop=list(params.stop), ignore_eos=params.ignore_eos, n=n, logprobs=params.logprobs, echo=echo)
     return options

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import json_format
 
-from ovms_grpc.errors import InvalidArgument, Unimplemented
+from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genai.engine import Admitted, Delta
 from ovms_grpc.genai.parsers import OutputParser
 from ovms_grpc.genai.sampling import sampling_options
@@ -46,6 +46,16 @@ def chat_messages(request: pb.ChatRequest) -> list[dict[str, Any]]:
     return messages
 
 
+def add_logprobs(target: Any, event: Delta, top: bool) -> None:
+    """The delta's token logprobs; with ``top`` each lists the chosen token as its one top alternative."""
+    for token, logprob in event.logprobs or ():
+        item = target.add(token=token, bytes=token.encode())
+        if logprob is not None:
+            item.logprob = logprob
+            if top:
+                item.top_logprobs.add(token=token, logprob=logprob)
+
+
 class GenerationServicer(pb_grpc.GenerationServiceServicer):
     def __init__(self, manager: ModelManager) -> None:
         self._manager = manager
@@ -59,18 +69,25 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         header: Response,
         include_usage: bool,
         fill: Callable[[Response, Delta], None],
+        opening: Callable[[Response, int], None] | None = None,
     ) -> AsyncIterator[Response]:
-        """One response per engine delta (``header`` copied, ``fill`` adds the choice); usage at the end."""
+        """One response per engine delta (``header`` copied, ``fill`` adds the choice); usage at the end.
+
+        ``opening`` fills a first message sent as soon as the engine admitted the request.
+        """
         generator = self._manager.llm(model)
         usage = pb.Usage()
         async for event in generator.engine.generate(kind, payload, options):
-            if isinstance(event, Admitted):
-                usage.prompt_tokens = event.prompt_tokens
-                continue
-            usage.completion_tokens += event.tokens
             chunk = type(header)()
             chunk.CopyFrom(header)
-            fill(chunk, event)
+            if isinstance(event, Admitted):
+                usage.prompt_tokens = event.prompt_tokens
+                if opening is None:
+                    continue
+                opening(chunk, max(options.get("n") or 1, 1))
+            else:
+                usage.completion_tokens += event.tokens
+                fill(chunk, event)
             yield chunk
         if include_usage:
             usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
@@ -80,14 +97,15 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     async def Chat(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatResponse]:
         header = pb.ChatResponse(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
                                  system_fingerprint=FINGERPRINT)  # fmt: skip
-        started: set[int] = set()
         parsers: dict[int, OutputParser] = {}
+
+        def opening(chunk: pb.ChatResponse, n: int) -> None:  # each choice's role, before any token
+            for index in range(n):
+                chunk.choices.add(index=index, role="assistant")
 
         def fill(chunk: pb.ChatResponse, event: Delta) -> None:
             delta = chunk.choices.add(index=event.choice, finish_reason=FINISH[event.finish])
-            if event.choice not in started:  # the first message of each choice carries the role
-                started.add(event.choice)
-                delta.role = "assistant"
+            add_logprobs(delta.logprobs, event, top)
             parser = parsers.get(event.choice)
             if parser is None:
                 delta.content = event.text
@@ -106,6 +124,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
             if not request.messages:
                 raise InvalidArgument("messages must not be empty")
             options = sampling_options(request.sampling, streaming=True)
+            top = request.sampling.top_logprobs > 0
             if request.tools:
                 options["tools"] = [
                     json_format.MessageToDict(tool, preserving_proto_field_name=True) for tool in request.tools
@@ -118,7 +137,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                     parsers[index] = OutputParser(llm.options.reasoning_parser, llm.options.tool_parser)
             messages = chat_messages(request)
             async for chunk in self._chunks(
-                request.model, "chat", messages, options, header, request.include_usage, fill
+                request.model, "chat", messages, options, header, request.include_usage, fill, opening
             ):
                 yield chunk
         except Exception as exc:
@@ -131,12 +150,12 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                                      system_fingerprint=FINGERPRINT)  # fmt: skip
 
         def fill(chunk: pb.CompleteResponse, event: Delta) -> None:
-            chunk.choices.add(index=event.choice, text=event.text, finish_reason=FINISH[event.finish])
+            choice = chunk.choices.add(index=event.choice, text=event.text, finish_reason=FINISH[event.finish])
+            add_logprobs(choice.logprobs, event, top)
 
         try:
-            if request.echo:
-                raise Unimplemented("echo is not supported by this server yet")
-            options = sampling_options(request.sampling, streaming=True)
+            options = sampling_options(request.sampling, streaming=True, echo=request.echo)
+            top = request.sampling.top_logprobs > 0
             chunks = self._chunks(
                 request.model, "completion", request.prompt, options, header, request.include_usage, fill
             )

@@ -84,7 +84,9 @@ class SamplingParams(_message.Message):
     """Choices to return (default 1) and candidates to draw them from (default n)."""
     best_of: _builtins.int
     logprobs: _builtins.bool
-    """Log probabilities of the chosen tokens, and of this many alternatives."""
+    """Log probabilities of the chosen tokens. top_logprobs may be 0 or 1: openvino_genai reports
+    the chosen token's log probability only, so the one "alternative" is the chosen token.
+    """
     top_logprobs: _builtins.int
     @_builtins.property
     def stop(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -396,6 +398,7 @@ class TokenLogprob(_message.Message):
     TOP_LOGPROBS_FIELD_NUMBER: _builtins.int
     token: _builtins.str
     logprob: _builtins.float
+    """Unset for the first token of an echoed prompt: nothing predicts it."""
     bytes: _builtins.bytes
     @_builtins.property
     def top_logprobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopLogprob]: ...
@@ -403,15 +406,17 @@ class TokenLogprob(_message.Message):
         self,
         *,
         token: _builtins.str = ...,
-        logprob: _builtins.float = ...,
+        logprob: _builtins.float | None = ...,
         bytes: _builtins.bytes = ...,
         top_logprobs: _abc.Iterable[Global___TopLogprob] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_logprob", b"_logprob", "logprob", b"logprob"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "logprob", b"logprob", "token", b"token", "top_logprobs", b"top_logprobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_logprob", b"_logprob", "bytes", b"bytes", "logprob", b"logprob", "token", b"token", "top_logprobs", b"top_logprobs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__logprob: _TypeAlias = _typing.Literal["logprob"]  # noqa: Y015
+    _WhichOneofArgType__logprob: _TypeAlias = _typing.Literal["_logprob", b"_logprob"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__logprob) -> _WhichOneofReturnType__logprob | None: ...
 
 Global___TokenLogprob: _TypeAlias = TokenLogprob  # noqa: Y015
 
@@ -572,7 +577,9 @@ class CompleteRequest(_message.Message):
     model: _builtins.str
     prompt: _builtins.str
     echo: _builtins.bool
-    """Return the prompt before the completion (with its token logprobs when logprobs is set)."""
+    """Return the prompt before the completion (with its token logprobs when logprobs is set):
+    the first message of each choice then carries the prompt. max_tokens may be 0 with echo.
+    """
     include_usage: _builtins.bool
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
