@@ -75,6 +75,12 @@ def sampling(body: dict) -> pb.SamplingParams:
         if not isinstance(response_format, dict) or not isinstance(response_format.get("type"), str):
             raise bad_request("response_format must be an object with a type", "response_format")
         params.response_format.type = response_format["type"]
+        if response_format["type"] == "json_schema":  # OpenAI: {"json_schema": {"name", "schema", "strict"}}
+            wrapper = response_format.get("json_schema")
+            if not isinstance(wrapper, dict) or not isinstance(wrapper.get("schema", {}), dict):
+                raise bad_request("response_format.json_schema must be an object with a schema", "response_format")
+            schema = wrapper.get("schema", wrapper)
+            params.response_format.json_schema.CopyFrom(_struct(schema, "response_format"))
     return params
 
 
@@ -129,6 +135,16 @@ def chat_request(body: dict) -> pb.ChatRequest:
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
             raise bad_request('tools must be objects of type "function"', "tools")
         json_format.ParseDict(tool, request.tools.add(), ignore_unknown_fields=True)
+    tool_choice = body.get("tool_choice")
+    if isinstance(tool_choice, str):
+        request.tool_choice.mode = tool_choice
+    elif isinstance(tool_choice, dict):
+        function = tool_choice.get("function")
+        if tool_choice.get("type") != "function" or not isinstance(function, dict) or not function.get("name"):
+            raise bad_request('tool_choice must be a string or {"type": "function", "function": {"name": ...}}')
+        request.tool_choice.function_name = str(function["name"])
+    elif tool_choice is not None:
+        raise bad_request("tool_choice must be a string or an object", "tool_choice")
     if body.get("chat_template_kwargs") is not None:
         request.chat_template_kwargs.CopyFrom(_struct(body["chat_template_kwargs"], "chat_template_kwargs"))
     request.include_usage = True

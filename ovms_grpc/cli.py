@@ -230,12 +230,9 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
                             task=graph.task, genai=graph.genai, encoder=graph.encoder),
             )  # fmt: skip
         if args.task:
-            _check(
-                not args.tool_parser and not args.reasoning_parser, "tool and reasoning parsers are not supported yet"
-            )
             for flag in ("cache_size", "max_num_seqs", "max_num_batched_tokens", "max_prompt_len"):
                 _check(getattr(args, flag) >= 0, f"{flag} must be a non-negative integer")
-            options = GenaiOptions(
+            options = validated("task options", lambda _: GenaiOptions(
                 enable_prefix_caching=args.enable_prefix_caching == "true",
                 cache_size=args.cache_size,
                 max_num_seqs=args.max_num_seqs,
@@ -244,7 +241,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
                 tool_parser=None if args.tool_parser in (None, "none") else args.tool_parser,
                 reasoning_parser=None if args.reasoning_parser in (None, "none") else args.reasoning_parser,
                 plugin_config=dict(models[0].load.plugin_config or {}),
-            )
+            ), None)  # fmt: skip
             _check(args.max_allowed_chunks > 0, "max_allowed_chunks must be a positive integer")
             encoder = EncoderOptions(
                 normalize=args.normalize == "true", pooling=args.pooling, max_documents=args.max_allowed_chunks

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ovms_grpc.genai.grammar import structured_output
+
 REPLACEMENT = "\ufffd"
 
 
@@ -103,6 +105,9 @@ def generation_config(og: Any, options: dict[str, Any], eos_token_id: int | None
     if options.get("logprobs"):
         config.logprobs = 1
     config.echo = bool(options.get("genai_echo"))
+    constraint = structured_output(og, options)
+    if constraint is not None:
+        config.structured_output_config = constraint
     if n > 1:
         if not config.do_sample:  # several different choices need sampling
             config.do_sample = True

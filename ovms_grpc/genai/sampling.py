@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import jsonschema
+from google.protobuf import json_format
 
 from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
@@ -13,6 +17,42 @@ MAX_STOP_WORDS = 4
 def _range(name: str, value: float | None, low: float, high: float) -> None:
     if value is not None and not low <= value <= high:
         raise InvalidArgument(f"{name} out of range({low}, {high}): {value}")
+
+
+def plain_json(value: Any) -> Any:
+    """A protobuf Struct's dict with whole numbers as ints again (Struct keeps every number as a double)."""
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_json(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def checked_schema(schema: Any, where: str) -> Any:
+    """``schema`` when it is a valid JSON schema; the grammar compiler would stop the engine otherwise."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        path = "".join(f"[{p!r}]" for p in exc.absolute_path)
+        raise InvalidArgument(f"{where} is not a valid JSON schema: {path} {exc.message}".replace("  ", " ")) from None
+    return schema
+
+
+def json_schema(response_format: pb.ResponseFormat) -> str | None:
+    """The JSON schema text that constrains the output, or None for free text."""
+    kind = response_format.type
+    if kind in ("", "text"):
+        return None
+    if kind == "json_object":
+        return json.dumps({"type": "object"})
+    if kind == "json_schema":
+        if not response_format.HasField("json_schema") or not response_format.json_schema.fields:
+            raise InvalidArgument("response_format json_schema needs a schema")
+        schema = plain_json(json_format.MessageToDict(response_format.json_schema))
+        return json.dumps(checked_schema(schema, "response_format.json_schema"))
+    raise InvalidArgument(f'response_format type must be "text", "json_object" or "json_schema", got "{kind}"')
 
 
 def sampling_options(params: pb.SamplingParams, *, streaming: bool, echo: bool = False) -> dict[str, Any]:
@@ -59,7 +99,6 @@ def sampling_options(params: pb.SamplingParams, *, streaming: bool, echo: bool =
         )
     if params.top_logprobs and not params.logprobs:
         raise InvalidArgument("top_logprobs needs logprobs")
-    if params.HasField("response_format") and params.response_format.type not in ("", "text"):
-        raise InvalidArgument("response_format other than text is not supported by this server yet")
+    options["json_schema"] = json_schema(params.response_format)
     options.update(stop=list(params.stop), ignore_eos=params.ignore_eos, n=n, logprobs=params.logprobs, echo=echo)
     return options

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ovms_grpc.genai.engine import EngineProcess
+from ovms_grpc.genai.parsers import REASONING_PARSERS, TOOL_PARSERS
 
 TASKS = ("text_generation", "embeddings", "rerank")
 
@@ -29,6 +30,14 @@ class GenaiOptions:
     reasoning_parser: str | None = None
     """Reasoning parser applied to chat output (``qwen3``)."""
     plugin_config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tool_parser is not None and self.tool_parser not in TOOL_PARSERS:
+            raise ValueError(f"tool_parser must be one of {', '.join(TOOL_PARSERS)}, got {self.tool_parser}")
+        if self.reasoning_parser is not None and self.reasoning_parser not in REASONING_PARSERS:
+            raise ValueError(
+                f"reasoning_parser must be one of {', '.join(REASONING_PARSERS)}, got {self.reasoning_parser}"
+            )
 
     def engine_options(self) -> dict[str, Any]:
         return {

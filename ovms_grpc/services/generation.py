@@ -13,8 +13,9 @@ from google.protobuf import json_format
 
 from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genai.engine import Admitted, Delta
+from ovms_grpc.genai.grammar import FORCEABLE_PARSERS
 from ovms_grpc.genai.parsers import OutputParser
-from ovms_grpc.genai.sampling import sampling_options
+from ovms_grpc.genai.sampling import checked_schema, plain_json, sampling_options
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 from ovms_grpc.models.manager import ModelManager, VersionState
@@ -54,6 +55,50 @@ def add_logprobs(target: Any, event: Delta, top: bool) -> None:
             item.logprob = logprob
             if top:
                 item.top_logprobs.add(token=token, logprob=logprob)
+
+
+def tool_options(request: pb.ChatRequest, tool_parser: str | None, options: dict[str, Any]) -> str | None:
+    """Put the request's tools and tool_choice into the engine options; returns the tool parser to apply.
+
+    "none" hides the tools from the template and parses no calls; "required" or a function name
+    constrains the output to a call (a grammar of the parser's format), so it needs a tool parser.
+    """
+    choice = request.tool_choice.WhichOneof("choice") if request.HasField("tool_choice") else None
+    mode = request.tool_choice.mode if choice == "mode" else "auto"
+    if mode not in ("none", "auto", "required"):
+        raise InvalidArgument(f'tool_choice must be "none", "auto", "required" or a function, got "{mode}"')
+    if not request.tools:
+        if choice == "function_name" or mode == "required":
+            raise InvalidArgument("tool_choice asks for a tool call, but the request has no tools")
+        return tool_parser
+    if mode == "none":
+        return None
+    options["tools"] = [
+        plain_json(json_format.MessageToDict(tool, preserving_proto_field_name=True)) for tool in request.tools
+    ]
+    functions = {
+        t.function.name: checked_schema(
+            plain_json(json_format.MessageToDict(t.function.parameters)), f"the parameters of tool {t.function.name}"
+        )
+        for t in request.tools
+    }
+    forced: list[tuple[str, dict[str, Any]]] = []
+    if choice == "function_name":
+        name = request.tool_choice.function_name
+        if name not in functions:
+            raise InvalidArgument(f'tool_choice names function "{name}", which is not in tools: {sorted(functions)}')
+        forced = [(name, functions[name])]
+    elif mode == "required":
+        forced = list(functions.items())
+    if forced:
+        if tool_parser is None:
+            raise InvalidArgument(
+                "tool_choice asks for a tool call, but the model has no tool parser (--tool_parser) to read it"
+            )
+        if tool_parser not in FORCEABLE_PARSERS:
+            raise InvalidArgument(f"tool_choice cannot force a call with the {tool_parser} tool parser")
+        options.update(forced_tools=forced, tool_parser=tool_parser)
+    return tool_parser
 
 
 class GenerationServicer(pb_grpc.GenerationServiceServicer):
@@ -125,16 +170,13 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                 raise InvalidArgument("messages must not be empty")
             options = sampling_options(request.sampling, streaming=True)
             top = request.sampling.top_logprobs > 0
-            if request.tools:
-                options["tools"] = [
-                    json_format.MessageToDict(tool, preserving_proto_field_name=True) for tool in request.tools
-                ]
             if request.HasField("chat_template_kwargs"):
                 options["chat_template_kwargs"] = json_format.MessageToDict(request.chat_template_kwargs)
             llm = self._manager.llm(request.model)
-            if llm.options.tool_parser or llm.options.reasoning_parser:
+            tool_parser = tool_options(request, llm.options.tool_parser, options)
+            if tool_parser or llm.options.reasoning_parser:
                 for index in range(max(options.get("n") or 1, 1)):
-                    parsers[index] = OutputParser(llm.options.reasoning_parser, llm.options.tool_parser)
+                    parsers[index] = OutputParser(llm.options.reasoning_parser, tool_parser)
             messages = chat_messages(request)
             async for chunk in self._chunks(
                 request.model, "chat", messages, options, header, request.include_usage, fill, opening

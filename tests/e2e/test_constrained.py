@@ -1,0 +1,138 @@
+"""Constrained output through the gateway: response_format JSON schemas and tool_choice.
+
+The tiny random model never writes JSON or tool calls by itself, so whatever structure comes
+back was imposed by the grammar. Sampling with several seeds shows it holds for any draw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import BadRequestError, OpenAI
+
+from tests.server_process import ServerProcess
+
+ASK = [{"role": "user", "content": "what is the weather?"}]
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"enum": ["Paris", "Rome"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "parameters": {
+            "type": "object",
+            "properties": {"zone": {"enum": ["UTC", "CET"]}},
+            "required": ["zone"],
+            "additionalProperties": False,
+        },
+    },
+}
+SEEDS = range(1, 7)
+
+
+@pytest.fixture(scope="module")
+def server(server_factory, llm_dir: Path) -> ServerProcess:
+    return server_factory(
+        "--task", "text_generation", "--model_path", str(llm_dir), "--model_name", "llm", "--tool_parser", "hermes3",
+        rest=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(server: ServerProcess) -> OpenAI:
+    return OpenAI(base_url=f"{server.rest_url}/v3", api_key="unused", max_retries=0)
+
+
+def test_json_schema_response_format_always_gives_matching_json(client: OpenAI) -> None:
+    schema = {"type": "array", "items": {"type": "integer"}, "maxItems": 3}
+    for seed in SEEDS:
+        answer = client.chat.completions.create(
+            model="llm", messages=ASK, max_tokens=60, seed=seed, temperature=1.0,
+            response_format={"type": "json_schema", "json_schema": {"name": "numbers", "schema": schema}},
+        )  # fmt: skip
+        value = json.loads(answer.choices[0].message.content)
+        assert isinstance(value, list) and len(value) <= 3 and all(isinstance(v, int) for v in value)
+        assert answer.choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "names"),
+    [("required", {"get_weather", "get_time"}), ({"type": "function", "function": {"name": "get_time"}}, {"get_time"})],
+)
+def test_tool_choice_forces_a_call_in_the_parser_format(client: OpenAI, tool_choice, names: set[str]) -> None:
+    complete = 0
+    for seed in SEEDS:
+        answer = client.chat.completions.create(
+            model="llm", messages=ASK, max_tokens=120, seed=seed, temperature=1.0, tools=[WEATHER, TIME],
+            tool_choice=tool_choice,
+        )  # fmt: skip
+        (choice,) = answer.choices
+        if choice.finish_reason == "length":  # cut short inside the call: still nothing but the call's text
+            assert choice.message.content.startswith("<tool_call>\n{")
+            assert any(f'"{name}"' in choice.message.content for name in names)
+            continue
+        complete += 1
+        assert choice.finish_reason == "tool_calls" and not choice.message.content
+        (call,) = choice.message.tool_calls
+        assert call.function.name in names and call.id.startswith("call_")
+        arguments = json.loads(call.function.arguments)
+        assert arguments in ({"city": "Paris"}, {"city": "Rome"}, {"zone": "UTC"}, {"zone": "CET"})
+    assert complete >= 1
+
+
+def test_tool_choice_none_and_auto_leave_the_text_free(client: OpenAI) -> None:
+    for tool_choice in ("none", "auto"):
+        answer = client.chat.completions.create(
+            model="llm", messages=ASK, max_tokens=12, tools=[WEATHER], tool_choice=tool_choice
+        )
+        assert answer.choices[0].finish_reason == "length" and not answer.choices[0].message.tool_calls
+        assert not answer.choices[0].message.content.startswith("<tool_call>")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, '"nope"'),
+        ({"tool_choice": "required"}, "the request has no tools"),
+        ({"tools": [WEATHER], "tool_choice": "sometimes"}, 'got "sometimes"'),
+        ({"response_format": {"type": "xml"}}, 'got "xml"'),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 7}}}},
+            "response_format.json_schema is not a valid JSON schema: ['type']",
+        ),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"properties": 5}}}],
+                "tool_choice": "required",
+            },
+            "the parameters of tool f is not a valid JSON schema",
+        ),
+    ],
+)
+def test_bad_constraints_are_400(server: ServerProcess, client: OpenAI, body: dict, message: str) -> None:
+    answer = httpx.post(
+        f"{server.rest_url}/v3/chat/completions", json={"model": "llm", "messages": ASK, "max_tokens": 4, **body}
+    )
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]["message"]
+    assert client.chat.completions.create(model="llm", messages=ASK, max_tokens=2).choices
+
+
+def test_forcing_a_call_needs_a_tool_parser(server_factory, llm_dir: Path) -> None:
+    server = server_factory("--task", "text_generation", "--model_path", str(llm_dir), "--model_name", "llm", rest=True)
+    client = OpenAI(base_url=f"{server.rest_url}/v3", api_key="unused", max_retries=0)
+    with pytest.raises(BadRequestError, match="no tool parser"):
+        client.chat.completions.create(model="llm", messages=ASK, max_tokens=4, tools=[WEATHER], tool_choice="required")
