@@ -175,6 +175,32 @@ def completion_request(body: dict) -> pb.CompleteRequest:
     return request
 
 
+def _is_ids(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+
+
+def embed_request(body: dict) -> pb.EmbedRequest:
+    """OpenAI embeddings input: a string, strings, token ids, or lists of token ids."""
+    value = body.get("input")
+    if value is None:
+        raise bad_request("input field is required", "input")
+    request = pb.EmbedRequest(model=body["model"])
+    if isinstance(value, str):
+        request.input.append(value)
+    elif isinstance(value, list) and value and _is_ids(value):
+        request.token_inputs.add(ids=value)
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        request.input.extend(value)
+    elif isinstance(value, list) and value and all(_is_ids(v) for v in value):
+        for ids in value:
+            request.token_inputs.add(ids=ids)
+    elif isinstance(value, list) and value and all(isinstance(v, str) or _is_ids(v) for v in value):
+        raise bad_request("input must be homogeneous", "input")
+    else:
+        raise bad_request("input should be string, array of strings or array of integers", "input")
+    return request
+
+
 def usage_json(usage: pb.Usage) -> dict:
     return {
         "prompt_tokens": usage.prompt_tokens,

@@ -26,6 +26,7 @@ from gateway.openai_codec import (
     chat_logprobs,
     chat_request,
     completion_request,
+    embed_request,
     finish_name,
     usage_json,
 )
@@ -259,20 +260,12 @@ async def completions(request: Request) -> Response:
 @openai_errors
 async def embeddings(request: Request) -> Response:
     body = await _body(request)
-    texts = body.get("input")
-    if isinstance(texts, str):
-        texts = [texts]
-    if texts is None:
-        raise bad_request("input field is required", "input")
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise bad_request(
-            "input should be string or a non-empty array of strings (token ids are not supported yet)", "input"
-        )
+    message = embed_request(body)
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
         raise bad_request("encoding_format should either base64 or float", "encoding_format")
     upstream: Upstream = request.app.state.upstream
-    answer = await upstream.call(upstream.generation.Embed, pb.EmbedRequest(model=body["model"], input=texts))
+    answer = await upstream.call(upstream.generation.Embed, message)
     data = []
     for item in answer.data:
         values: Any = list(item.values)

@@ -93,7 +93,26 @@ class EncoderServable:
         scores = self._pipeline.rerank(query, documents)
         return [(int(i), float(s)) for i, s in scores], self._count_tokens([query, *documents])
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+    def _embed_tokens(self, inputs: list[list[int]]) -> tuple[list[list[float]], int]:
+        """Token-id inputs: detokenized, then embedded like text (the pipeline takes text only)."""
+        vocabulary = len(self._tokenizer.get_vocab_vector())
+        for index, ids in enumerate(inputs):
+            if not ids:
+                raise InvalidArgument(f"input[{index}] has no tokens")
+            bad = next((t for t in ids if not 0 <= t < vocabulary), None)
+            if bad is not None:
+                raise InvalidArgument(
+                    f"input[{index}] has token id {bad}, outside the vocabulary (0..{vocabulary - 1})"
+                )
+        return self._embed([self._tokenizer.decode(ids) for ids in inputs])
+
+    async def embed(
+        self, texts: list[str], token_inputs: list[list[int]] | None = None
+    ) -> tuple[list[list[float]], int]:
+        if texts and token_inputs:
+            raise InvalidArgument("input must be homogeneous: texts or token ids, not both")
+        if token_inputs:
+            return await self._run(self._embed_tokens, token_inputs)
         if not texts:
             raise InvalidArgument("input field is required")
         return await self._run(self._embed, texts)

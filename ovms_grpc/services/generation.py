@@ -222,7 +222,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     @unary
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
         encoder = self._manager.encoder(request.model, "embeddings")
-        vectors, tokens = await encoder.embed(list(request.input))
+        vectors, tokens = await encoder.embed(list(request.input), [list(t.ids) for t in request.token_inputs])
         return pb.EmbedResponse(
             model=request.model,
             data=[pb.Embedding(index=i, values=v) for i, v in enumerate(vectors)],

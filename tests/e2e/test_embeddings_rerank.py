@@ -55,6 +55,25 @@ def test_openai_embeddings_match_genai_and_are_normalized(embed_server: ServerPr
     np.testing.assert_allclose(decoded, got[0], atol=1e-6)
 
 
+def test_token_id_inputs_embed_like_their_text(embed_server: ServerProcess, encoder_dirs) -> None:
+    client = OpenAI(base_url=f"{embed_server.rest_url}/v3", api_key="unused", max_retries=0)
+    tokenizer = og.Tokenizer(str(encoder_dirs["embedding"]))
+    ids = [[int(t) for t in tokenizer.encode(text, add_special_tokens=False).input_ids.data[0]] for text in TEXTS]
+    expected = direct_embeddings(encoder_dirs["embedding"])
+    answer = client.embeddings.create(model="emb", input=ids)
+    np.testing.assert_allclose([item.embedding for item in answer.data], expected, atol=1e-5)
+    single = client.embeddings.create(model="emb", input=ids[1])
+    np.testing.assert_allclose(single.data[0].embedding, expected[1], atol=1e-5)
+    for body, message in (
+        ({"input": ["text", [1, 2]]}, "input must be homogeneous"),
+        ({"input": [[1, 2], []]}, "input[1] has no tokens"),
+        ({"input": [[1, 10**9]]}, "input[0] has token id 1000000000, outside the vocabulary"),
+        ({"input": [1.5]}, "input should be string, array of strings or array of integers"),
+    ):
+        answer = httpx.post(f"{embed_server.rest_url}/v3/embeddings", json={"model": "emb", **body}, timeout=10)
+        assert answer.status_code == 400 and message in answer.json()["error"]["message"], answer.text
+
+
 def test_embedding_errors(embed_server: ServerProcess) -> None:
     client = OpenAI(base_url=f"{embed_server.rest_url}/v3", api_key="unused", max_retries=0)
     with pytest.raises(BadRequestError, match="encoding_format should either base64 or float"):
