@@ -8,6 +8,13 @@ from typing import Any
 
 from ovms_grpc.genai.engine import EngineProcess
 from ovms_grpc.genai.parsers import REASONING_PARSERS, TOOL_PARSERS
+from ovms_grpc.genai.serial_engine import SerialEngine
+
+
+def uses_serial_engine(device: str) -> bool:
+    """NPU runs LLMPipeline one request at a time; other devices run continuous batching in a child process."""
+    return device.split(".")[0].upper() == "NPU"
+
 
 TASKS = ("text_generation", "embeddings", "rerank")
 
@@ -61,7 +68,11 @@ class GenerativeServable:
         self.version = 1
         self.task = task
         self.options = options
-        self.engine = EngineProcess(name, str(model_dir), device, options.engine_options(), max_queued)
+        self.engine: EngineProcess | SerialEngine
+        if uses_serial_engine(device):
+            self.engine = SerialEngine(name, str(model_dir), device, options.engine_options(), max_queued)
+        else:
+            self.engine = EngineProcess(name, str(model_dir), device, options.engine_options(), max_queued)
 
     @property
     def properties(self) -> dict[str, str]:
