@@ -33,6 +33,7 @@ from gateway.openai_codec import (
 from gateway.responses import read_body
 from gateway.upstream import REST_MARKER, Upstream
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc.services.interface import METHOD_KEY
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 
@@ -241,11 +242,16 @@ def _completion_document(first: Any, choices: dict[int, dict[str, Any]], usage: 
     }
 
 
+def _metadata(body: dict) -> tuple[tuple[str, str], ...]:
+    """REST marker and OVMS's method label (an HTTP client that asked for no stream made a unary call)."""
+    return REST_MARKER, (METHOD_KEY, "Stream" if body.get("stream") else "Unary")
+
+
 @openai_errors
 async def chat_completions(request: Request) -> Response:
     body = await _body(request)
     upstream: Upstream = request.app.state.upstream
-    call = upstream.generation.Chat(chat_request(body), metadata=(REST_MARKER,))
+    call = upstream.generation.Chat(chat_request(body), metadata=_metadata(body))
     return await _answer(body, call, _render_chat, _chat_document)
 
 
@@ -253,7 +259,7 @@ async def chat_completions(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     body = await _body(request)
     upstream: Upstream = request.app.state.upstream
-    call = upstream.generation.Complete(completion_request(body), metadata=(REST_MARKER,))
+    call = upstream.generation.Complete(completion_request(body), metadata=_metadata(body))
     return await _answer(body, call, _completion_renderer(), _completion_document)
 
 

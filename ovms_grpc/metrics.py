@@ -48,6 +48,8 @@ MODEL_METHODS = (
     ("TensorFlowServing", "GetModelStatus"),
 )
 TIMED_METHODS = {"ModelInfer", "ModelInferStream", "Predict"}
+#: Methods of generative models (OVMS serves them as MediaPipe graphs, api "V3").
+GRAPH_METHODS = ("Unary", "Stream")
 
 
 def validate_families(names: Iterable[str]) -> tuple[str, ...]:
@@ -96,7 +98,8 @@ def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
     def escape(value: str) -> str:
         return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
-    return ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True))
+    # an empty value leaves the label out (graph rows of ovms_requests_success have no version)
+    return ",".join(f'{n}="{escape(v)}"' for n, v in zip(names, values, strict=True) if v)
 
 
 class Family:
@@ -156,6 +159,7 @@ class Metrics:
         self.enabled: set[str] = set()
         requests = ("api", "interface", "method", "name", "version")
         version = ("name", "version")
+        graph = ("api", "interface", "method", "name")
 
         def family(name: str, kind: str, help_text: str, labels: tuple[str, ...]) -> Family:
             return Family(name, kind, help_text, labels, enabled=False)
@@ -177,6 +181,17 @@ class Metrics:
             family("ovms_streams", "gauge", "Number of OpenVINO execution streams.", version),
             family("ovms_infer_req_queue_size", "gauge", "Inference request queue size (nireq).", version),
             family("ovms_infer_req_active", "gauge", "Number of currently consumed inference requests.", version),
+            family("ovms_current_graphs", "gauge", "Number of graphs currently in process.", ("name",)),
+            family("ovms_requests_accepted", "counter", "Number of requests accepted by a graph.", graph),
+            family("ovms_requests_rejected", "counter", "Number of requests rejected by a graph.", graph),
+            family("ovms_responses", "counter", "Number of responses sent by a graph.", graph),
+            family("ovms_graph_error", "counter", "Number of graph errors.", graph),
+            family(
+                "ovms_graph_processing_time_us",
+                "histogram",
+                "Time of processing a request in a graph.",
+                ("method", "name"),
+            ),  # fmt: skip
         ]
         by_name = {f.name: f for f in self.families}
         self.requests_success = by_name["ovms_requests_success"]
@@ -188,6 +203,10 @@ class Metrics:
         self.streams = by_name["ovms_streams"]
         self.queue_size = by_name["ovms_infer_req_queue_size"]
         self.active = by_name["ovms_infer_req_active"]
+        self.graph_families = [by_name[n] for n in ("ovms_requests_accepted", "ovms_requests_rejected",
+                                                    "ovms_responses", "ovms_graph_error")]  # fmt: skip
+        self.current_graphs = by_name["ovms_current_graphs"]
+        self.graph_time = by_name["ovms_graph_processing_time_us"]
         self.enable(families)
 
     def enable(self, families: Iterable[str]) -> None:
@@ -218,7 +237,28 @@ class Metrics:
             active=self.active.value(name, v),
         )
 
-    def remove_servable(self, name: str, version: int) -> None:
+    def for_graph(self, name: str) -> GraphMetrics:
+        """The series of one generative model (OVMS: a MediaPipe graph), created at zero when it loads."""
+        rows: dict[tuple[str, str], GraphRow] = {}
+        for interface in INTERFACES:
+            for method in GRAPH_METHODS:
+                labels = ("V3", interface, method, name)
+                accepted, rejected, responses, errors = (f.value(*labels) for f in self.graph_families)
+                success = self.requests_success.value(*labels, "")
+                fail = self.requests_fail.value(*labels, "")
+                rows[(interface, method)] = GraphRow(accepted, rejected, responses, errors, success, fail)
+        return GraphMetrics(
+            rows, self.current_graphs.value(name), {m: self.graph_time.distribution(m, name) for m in GRAPH_METHODS}
+        )
+
+    def remove_graph(self, name: str) -> None:
+        """Drop a removed generative model's series."""
+        for family in [*self.graph_families, self.current_graphs, self.graph_time]:
+            for key in [k for k in family.series if k[-1] == name]:
+                del family.series[key]
+        self.remove_servable(name, "")
+
+    def remove_servable(self, name: str, version: int | str) -> None:
         """Drop a retired version's series."""
         v = str(version)
         for family in self.families:
@@ -250,3 +290,60 @@ class ServableMetrics:
             (pair[0] if ok else pair[1]).inc()
         if method in TIMED_METHODS:
             self.request_time[interface].observe((time.perf_counter() - started) * 1e6)
+
+
+@dataclass
+class GraphRow:
+    """Counters of one (interface, method) of a generative model."""
+
+    accepted: Value
+    rejected: Value
+    responses: Value
+    errors: Value
+    success: Value
+    fail: Value
+
+
+@dataclass
+class GraphMetrics:
+    """Pre-labelled series of one generative model."""
+
+    rows: dict[tuple[str, str], GraphRow]
+    current: Value
+    processing_time: dict[str, Distribution]
+
+    def request(self, interface: str, method: str) -> GraphRequest:
+        return GraphRequest(self, self.rows[(interface, method)], method)
+
+
+class GraphRequest:
+    """One request to a generative model: rejected before it starts, or accepted, answered, then done."""
+
+    def __init__(self, graph: GraphMetrics, row: GraphRow, method: str) -> None:
+        self._graph, self._row, self._method = graph, row, method
+        self._started = time.perf_counter()
+        self._accepted = False
+
+    def accept(self) -> None:
+        if not self._accepted:
+            self._accepted = True
+            self._row.accepted.inc()
+            self._graph.current.inc()
+
+    def respond(self) -> None:
+        """One message of a stream went out (a unary call counts its one response when done)."""
+        if self._method == "Stream":
+            self._row.responses.inc()
+
+    def done(self, ok: bool) -> None:
+        if not self._accepted:
+            self._row.rejected.inc()
+            self._row.fail.inc()
+            return
+        self._graph.current.dec()
+        (self._row.success if ok else self._row.fail).inc()
+        if ok and self._method == "Unary":
+            self._row.responses.inc()
+        if not ok:
+            self._row.errors.inc()
+        self._graph.processing_time[self._method].observe((time.perf_counter() - self._started) * 1e6)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded
+from ovms_grpc.metrics import GraphMetrics, Metrics
 
 POOLING = ("CLS", "MEAN", "LAST")
 #: Documents scored per rerank request at most (OVMS's max_allowed_chunks default).
@@ -31,6 +32,7 @@ class EncoderServable:
 
     def __init__(self, name: str, model_dir: Path, task: str, device: str, options: EncoderOptions, max_queued: int):
         self.name = name
+        self.metrics: GraphMetrics = Metrics(families=()).for_graph(name)  # the manager sets the served ones
         self.version = 1
         self.task = task
         self._model_dir = model_dir

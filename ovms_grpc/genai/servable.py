@@ -9,6 +9,7 @@ from typing import Any
 from ovms_grpc.genai.engine import EngineProcess
 from ovms_grpc.genai.parsers import REASONING_PARSERS, TOOL_PARSERS
 from ovms_grpc.genai.serial_engine import SerialEngine
+from ovms_grpc.metrics import GraphMetrics, Metrics
 
 
 def uses_serial_engine(device: str) -> bool:
@@ -65,6 +66,7 @@ class GenerativeServable:
         self, name: str, model_dir: Path, task: str, device: str, options: GenaiOptions, max_queued: int
     ) -> None:
         self.name = name
+        self.metrics: GraphMetrics = Metrics(families=()).for_graph(name)  # the manager sets the served ones
         self.version = 1
         self.task = task
         self.options = options

@@ -321,6 +321,7 @@ class ModelManager:
             generator = EncoderServable(config.name, config.base_path, config.task, device, config.encoder,
                                         self._max_queued)  # fmt: skip
         await generator.start()
+        generator.metrics = self.metrics.for_graph(config.name)
         return generator
 
     async def _load_version(self, entry: ModelEntry, record: ModelVersion) -> None:
@@ -376,6 +377,7 @@ class ModelManager:
         record.set_state(VersionState.UNLOADING)
         if generator is not None:
             await generator.release()
+            self.metrics.remove_graph(record.model)
         if servable is not None:
             await servable.release()
         self.metrics.remove_servable(record.model, record.version)

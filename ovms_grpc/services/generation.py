@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,9 @@ from ovms_grpc.genai.parsers import OutputParser
 from ovms_grpc.genai.sampling import checked_schema, plain_json, sampling_options
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
 from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
+from ovms_grpc.metrics import GraphRequest
 from ovms_grpc.models.manager import ModelManager, VersionState
+from ovms_grpc.services.interface import interface_of, method_of
 from ovms_grpc.services.status import abort, as_serving_error, unary
 
 FINISH = collections.defaultdict(
@@ -45,6 +48,21 @@ def chat_messages(request: pb.ChatRequest) -> list[dict[str, Any]]:
             ]
         messages.append(item)
     return messages
+
+
+@contextlib.asynccontextmanager
+async def tracking(tracked: GraphRequest | None) -> AsyncIterator[None]:
+    """Count one unary call: accepted at once, one response when it succeeds."""
+    if tracked is None:
+        yield
+        return
+    tracked.accept()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        tracked.done(ok)
 
 
 def add_logprobs(target: Any, event: Delta, top: bool) -> None:
@@ -105,6 +123,15 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     def __init__(self, manager: ModelManager) -> None:
         self._manager = manager
 
+    def _graph_request(self, model: str, context: grpc.aio.ServicerContext, method: str) -> GraphRequest | None:
+        """Metrics of one call to a generative model (None when no such model is loaded)."""
+        entry = self._manager.entries.get(model)
+        record = entry.default_version() if entry is not None else None
+        generator = record.generator if record is not None else None
+        if generator is None:
+            return None
+        return generator.metrics.request(interface_of(context), method_of(context, method))
+
     async def _chunks(
         self,
         model: str,
@@ -115,6 +142,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         include_usage: bool,
         fill: Callable[[Response, Delta], None],
         opening: Callable[[Response, int], None] | None = None,
+        tracked: GraphRequest | None = None,
     ) -> AsyncIterator[Response]:
         """One response per engine delta (``header`` copied, ``fill`` adds the choice); usage at the end.
 
@@ -126,6 +154,8 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
             chunk = type(header)()
             chunk.CopyFrom(header)
             if isinstance(event, Admitted):
+                if tracked is not None:
+                    tracked.accept()
                 usage.prompt_tokens = event.prompt_tokens
                 if opening is None:
                     continue
@@ -133,10 +163,14 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
             else:
                 usage.completion_tokens += event.tokens
                 fill(chunk, event)
+            if tracked is not None:
+                tracked.respond()
             yield chunk
         if include_usage:
             usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
             header.usage.CopyFrom(usage)  # type: ignore[attr-defined]
+            if tracked is not None:
+                tracked.respond()
             yield header
 
     async def Chat(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChatResponse]:
@@ -165,6 +199,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                 delta.finish_reason = pb.FINISH_REASON_TOOL_CALLS
 
         parser_calls: dict[int, list[str]] = collections.defaultdict(list)
+        tracked, ok = self._graph_request(request.model, context, "Stream"), False
         try:
             if not request.messages:
                 raise InvalidArgument("messages must not be empty")
@@ -179,11 +214,15 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                     parsers[index] = OutputParser(llm.options.reasoning_parser, tool_parser)
             messages = chat_messages(request)
             async for chunk in self._chunks(
-                request.model, "chat", messages, options, header, request.include_usage, fill, opening
+                request.model, "chat", messages, options, header, request.include_usage, fill, opening, tracked
             ):
                 yield chunk
+            ok = True
         except Exception as exc:
             await abort(context, as_serving_error(exc))
+        finally:
+            if tracked is not None:
+                tracked.done(ok)
 
     async def Complete(
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext
@@ -195,16 +234,22 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
             choice = chunk.choices.add(index=event.choice, text=event.text, finish_reason=FINISH[event.finish])
             add_logprobs(choice.logprobs, event, top)
 
+        tracked, ok = self._graph_request(request.model, context, "Stream"), False
         try:
             options = sampling_options(request.sampling, streaming=True, echo=request.echo)
             top = request.sampling.top_logprobs > 0
             chunks = self._chunks(
-                request.model, "completion", request.prompt, options, header, request.include_usage, fill
-            )
+                request.model, "completion", request.prompt, options, header, request.include_usage, fill, None,
+                tracked,
+            )  # fmt: skip
             async for chunk in chunks:
                 yield chunk
+            ok = True
         except Exception as exc:
             await abort(context, as_serving_error(exc))
+        finally:
+            if tracked is not None:
+                tracked.done(ok)
 
     @unary
     async def ListModels(
@@ -222,7 +267,8 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     @unary
     async def Embed(self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext) -> pb.EmbedResponse:
         encoder = self._manager.encoder(request.model, "embeddings")
-        vectors, tokens = await encoder.embed(list(request.input), [list(t.ids) for t in request.token_inputs])
+        async with tracking(self._graph_request(request.model, context, "Unary")):
+            vectors, tokens = await encoder.embed(list(request.input), [list(t.ids) for t in request.token_inputs])
         return pb.EmbedResponse(
             model=request.model,
             data=[pb.Embedding(index=i, values=v) for i, v in enumerate(vectors)],
@@ -233,7 +279,8 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     async def Rerank(self, request: pb.RerankRequest, context: grpc.aio.ServicerContext) -> pb.RerankResponse:
         encoder = self._manager.encoder(request.model, "rerank")
         documents = list(request.documents)
-        scores, tokens = await encoder.rerank(request.query, documents)
+        async with tracking(self._graph_request(request.model, context, "Unary")):
+            scores, tokens = await encoder.rerank(request.query, documents)
         if request.top_n:
             scores = scores[: request.top_n]
         results = [

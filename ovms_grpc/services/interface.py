@@ -14,3 +14,15 @@ def interface_of(context: grpc.aio.ServicerContext) -> str:
         if key == INTERFACE_KEY and value == "REST" and context.peer().startswith(LOCAL_PEERS):
             return "REST"
     return "gRPC"
+
+
+#: Metadata the gateway sets on generation calls: "Unary" when the HTTP client did not ask for a stream.
+METHOD_KEY = "x-ovms-method"
+
+
+def method_of(context: grpc.aio.ServicerContext, default: str) -> str:
+    """OVMS's method label of a generation call: "Unary" or "Stream"."""
+    for key, value in context.invocation_metadata() or ():
+        if key == METHOD_KEY and value in ("Unary", "Stream"):
+            return value
+    return default
