@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -127,3 +128,26 @@ def test_client_disconnect_frees_the_slot(client: OpenAI, server: ServerProcess)
     while running_requests(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert running_requests(server) == 0
+
+
+def test_too_many_waiting_generations_are_429(server_factory, llm_dir: Path) -> None:
+    server = server_factory(
+        "--task", "text_generation", "--model_path", str(llm_dir), "--model_name", "llm",
+        "--max_queued_requests", "2", rest=True,
+    )  # fmt: skip
+    body = {"model": "llm", "prompt": "go on", "max_tokens": 1500, "ignore_eos": True, "n": 4}
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(f"{server.rest_url}/v3/completions", json=body, timeout=120)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    codes = sorted(a.status_code for a in answers)
+    assert set(codes) == {200, 429} and codes.count(200) >= 2, codes
+    for answer in answers:
+        if answer.status_code == 429:
+            assert "requests are already generating or waiting" in answer.json()["error"]["message"]
+        else:
+            assert all(c["finish_reason"] == "length" for c in answer.json()["choices"])
+    answer = httpx.post(f"{server.rest_url}/v3/completions", json={"model": "llm", "prompt": "x", "max_tokens": 2})
+    assert answer.status_code == 200
