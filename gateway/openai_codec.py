@@ -151,12 +151,33 @@ def chat_request(body: dict) -> pb.ChatRequest:
     return request
 
 
-def completion_request(body: dict) -> pb.CompleteRequest:
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise bad_request("prompt is missing" if prompt is None else "prompt must be a string", "prompt")
+#: Prompts one completions request may carry.
+MAX_PROMPTS = 64
+
+
+def completion_requests(body: dict) -> list[pb.CompleteRequest]:
+    """One CompleteRequest per prompt (OpenAI accepts a string or an array of strings)."""
+    prompts = body.get("prompt")
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        raise bad_request(
+            "prompt is missing" if prompts is None else "prompt must be a string or a non-empty array of strings",
+            "prompt",
+        )
+    if len(prompts) > MAX_PROMPTS:
+        raise bad_request(f"prompt has {len(prompts)} strings; at most {MAX_PROMPTS} are accepted", "prompt")
+    first = completion_request(body, prompts[0])
+    requests = [first]
+    for prompt in prompts[1:]:
+        request = pb.CompleteRequest()
+        request.CopyFrom(first)
+        request.prompt = prompt
+        requests.append(request)
+    return requests
+
+
+def completion_request(body: dict, prompt: str) -> pb.CompleteRequest:
     echo = body.get("echo", False)
     if not isinstance(echo, bool):
         raise bad_request("echo must be a boolean", "echo")

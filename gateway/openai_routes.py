@@ -8,6 +8,7 @@ cancels the gRPC call, which aborts the generation.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -25,7 +26,7 @@ from gateway.openai_codec import (
     bad_request,
     chat_logprobs,
     chat_request,
-    completion_request,
+    completion_requests,
     embed_request,
     finish_name,
     usage_json,
@@ -242,6 +243,61 @@ def _completion_document(first: Any, choices: dict[int, dict[str, Any]], usage: 
     }
 
 
+class MergedCall:
+    """Several Complete streams (one per prompt) read as one: choice ``index`` of prompt ``i`` becomes
+    ``i * n + index`` (OpenAI's numbering), every message takes the first stream's id, and the usage
+    of all of them comes last, summed. Any stream's error ends the whole call."""
+
+    def __init__(self, calls: list[Any], n: int) -> None:
+        self._calls = calls
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._open = len(calls)
+        self._usage: Any = None
+        self._header: Any = None
+        self._tasks = [asyncio.create_task(self._pump(i * n, call)) for i, call in enumerate(calls)]
+
+    async def _pump(self, offset: int, call: Any) -> None:
+        try:
+            while (message := await call.read()) is not grpc.aio.EOF:
+                for choice in message.choices:
+                    choice.index += offset
+                self._queue.put_nowait(message)
+        except grpc.aio.AioRpcError as exc:
+            self._queue.put_nowait(exc)
+        finally:
+            self._queue.put_nowait(None)
+
+    async def read(self) -> Any:
+        while self._open:
+            item = await self._queue.get()
+            if item is None:
+                self._open -= 1
+                continue
+            if isinstance(item, Exception):
+                self.cancel()
+                raise item
+            if self._header is None:
+                self._header = item
+            item.id = self._header.id
+            if item.choices:
+                return item
+            if self._usage is None:  # a usage-only message: kept for the end
+                self._usage = item
+            else:
+                for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                    setattr(self._usage.usage, field, getattr(self._usage.usage, field) + getattr(item.usage, field))
+        if self._usage is not None:
+            usage, self._usage = self._usage, None
+            return usage
+        return grpc.aio.EOF
+
+    def cancel(self) -> None:
+        for call in self._calls:
+            call.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+
 def _metadata(body: dict) -> tuple[tuple[str, str], ...]:
     """REST marker and OVMS's method label (an HTTP client that asked for no stream made a unary call)."""
     return REST_MARKER, (METHOD_KEY, "Stream" if body.get("stream") else "Unary")
@@ -259,7 +315,9 @@ async def chat_completions(request: Request) -> Response:
 async def completions(request: Request) -> Response:
     body = await _body(request)
     upstream: Upstream = request.app.state.upstream
-    call = upstream.generation.Complete(completion_request(body), metadata=_metadata(body))
+    requests = completion_requests(body)
+    calls = [upstream.generation.Complete(r, metadata=_metadata(body)) for r in requests]
+    call = calls[0] if len(calls) == 1 else MergedCall(calls, max(requests[0].sampling.n, 1))
     return await _answer(body, call, _completion_renderer(), _completion_document)
 
 

@@ -151,3 +151,26 @@ def test_too_many_waiting_generations_are_429(server_factory, llm_dir: Path) -> 
             assert all(c["finish_reason"] == "length" for c in answer.json()["choices"])
     answer = httpx.post(f"{server.rest_url}/v3/completions", json={"model": "llm", "prompt": "x", "max_tokens": 2})
     assert answer.status_code == 200
+
+
+def test_completions_with_several_prompts_number_choices_like_openai(client: OpenAI) -> None:
+    prompts = ["one two", "three four five", "six"]
+    alone = [client.completions.create(model="llm", prompt=p, max_tokens=5, echo=True) for p in prompts]
+    together = client.completions.create(model="llm", prompt=prompts, max_tokens=5, echo=True)
+    assert [c.index for c in together.choices] == [0, 1, 2]
+    assert [c.text for c in together.choices] == [a.choices[0].text for a in alone]
+    assert together.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in alone)
+    assert together.usage.completion_tokens == 15
+    sampled = client.completions.create(model="llm", prompt=prompts, max_tokens=5, n=2, seed=1)
+    assert [c.index for c in sampled.choices] == list(range(6)) and sampled.usage.completion_tokens == 30
+    chunks = list(
+        client.completions.create(
+            model="llm", prompt=prompts, max_tokens=5, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert len({c.id for c in chunks}) == 1
+    texts = {i: "".join(c.choices[0].text for c in chunks if c.choices and c.choices[0].index == i) for i in range(3)}
+    assert [texts[i] for i in range(3)] == [a.choices[0].text[len(p) :] for a, p in zip(alone, prompts, strict=True)]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 15
+    with pytest.raises(BadRequestError, match="non-empty array of strings"):
+        client.completions.create(model="llm", prompt=[], max_tokens=5)
