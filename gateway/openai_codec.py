@@ -258,7 +258,10 @@ class CompletionLogprobs:
         for item in items:
             document["tokens"].append(item.token)
             document["token_logprobs"].append(item.logprob if item.HasField("logprob") else None)
-            document["top_logprobs"].append({top.token: top.logprob for top in item.top_logprobs} or None)
+            # an echoed prompt's first token has no logprob: null in both lists, as OpenAI answers
+            # (its SDK types say float, its API says null)
+            alternatives = {top.token: top.logprob for top in item.top_logprobs}
+            document["top_logprobs"].append(alternatives if item.HasField("logprob") else None)
             document["text_offset"].append(self.offset)
             self.offset += len(item.token)
         return document
