@@ -133,6 +133,10 @@ class EngineProcess:
                             target.put_nowait(Admitted(tokens))
                         elif finish == "error":
                             target.put_nowait(InvalidArgument(text))
+                        elif finish == "failed":
+                            target.put_nowait(
+                                EngineDead(f'the engine of model "{self.name}" failed ({text}); retry the request')
+                            )
                         elif finish == "echo":
                             target.put_nowait(Delta(choice, text, 0, "", logprobs, echo=True))
                         else:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ovms_grpc.genai.grammar import structured_output
+from ovms_grpc.genai.grammar import constraint_of, structured_output
 
 REPLACEMENT = "\ufffd"
 
@@ -143,6 +143,8 @@ class EngineLoop:
         self.context = context_length(model_dir)
         self.eos = self.tokenizer.get_eos_token_id() if hasattr(self.tokenizer, "get_eos_token_id") else None
         self.running: dict[int, Running] = {}
+        self.unproven: set[int] = set()
+        """Requests with a grammar that no step has compiled yet."""
         self.scorer: Any = None
         self.token_texts: dict[int, str] = {}
 
@@ -235,12 +237,28 @@ class EngineLoop:
                 self.og, {**options, "max_tokens": max_tokens, "genai_echo": running.genai_echo}, None
             )
             running.handle = self.pipe.add_request(rid, prompt, config)
+            if constraint_of(options):
+                self.unproven.add(rid)
         except RequestError as exc:
             return [(rid, -1, str(exc), 0, "error", None)]
         except Exception as exc:  # a request the model cannot take fails alone
             return [(rid, -1, f"{type(exc).__name__}: {exc}".splitlines()[0], 0, "error", None)]
         self.running[rid] = running
         return replies
+
+    def fail_step(self, exc: Exception) -> None:
+        """A step raised (the grammar compiler rejects some schemas only then): requests with a grammar
+        added since the last good step are the suspects and fail as bad requests; the others fail as
+        victims that may retry."""
+        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        reason = reason.split("Check failed: ")[-1] if "Check failed: " in reason else reason
+        replies = [
+            (rid, -1, f"the output constraint was rejected: {reason}", 0, "error", None)
+            if rid in self.unproven
+            else (rid, -1, reason, 0, "failed", None)
+            for rid in self.running
+        ]
+        self.conn.send(("step", replies))
 
     def abort(self, rid: int) -> None:
         running = self.running.pop(rid, None)
@@ -314,7 +332,12 @@ class EngineLoop:
                     replies = self.add(*message[1:])
                     self.conn.send(("step", replies))
             if self.running:
-                self.pipe.step()
+                try:
+                    self.pipe.step()
+                except Exception as exc:
+                    self.fail_step(exc)
+                    raise  # the pipeline is unusable after a failed step: the server starts a new engine
+                self.unproven.clear()
                 deltas = self.collect()
                 if deltas:
                     self.conn.send(("step", deltas))

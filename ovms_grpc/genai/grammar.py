@@ -53,6 +53,11 @@ def _one_call(og: Any, parser: str, name: str, parameters: dict[str, Any]) -> An
     raise ValueError(f"tool_choice cannot be enforced with the {parser} tool parser")
 
 
+def constraint_of(options: dict[str, Any]) -> bool:
+    """Whether a request's output is constrained by a grammar."""
+    return bool(options.get("forced_tools") or options.get("json_schema"))
+
+
 def structured_output(og: Any, options: dict[str, Any]) -> Any | None:
     """The StructuredOutputConfig of a request's options, or None when its output is free."""
     forced = options.get("forced_tools")

@@ -30,13 +30,44 @@ def plain_json(value: Any) -> Any:
     return value
 
 
+#: Bounds the grammar compiler requires in order (lower <= upper).
+BOUNDS = (("minimum", "maximum"), ("minLength", "maxLength"), ("minItems", "maxItems"),
+          ("minProperties", "maxProperties"))  # fmt: skip
+
+
+def _compiler_problem(node: Any, root: Any, path: str) -> str | None:
+    """What the grammar compiler would reject in a valid schema: unresolvable $ref, empty ranges."""
+    if isinstance(node, list):
+        return next((p for i, item in enumerate(node) if (p := _compiler_problem(item, root, f"{path}[{i}]"))), None)
+    if not isinstance(node, dict):
+        return None
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        if not ref.startswith("#"):
+            return f"{path}['$ref'] {ref!r}: only references inside the schema (#/...) are supported"
+        target = root
+        for part in [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/") if p]:
+            if not isinstance(target, dict) or part not in target:
+                return f"{path}['$ref'] {ref!r} points to nothing"
+            target = target[part]
+    for low, high in BOUNDS:
+        lower, upper = node.get(low), node.get(high)
+        if isinstance(lower, int | float) and isinstance(upper, int | float) and lower > upper:
+            return f"{path} {low} ({node[low]}) is greater than {high} ({node[high]})"
+    return next((p for key, value in node.items() if (p := _compiler_problem(value, root, f"{path}[{key!r}]"))), None)
+
+
 def checked_schema(schema: Any, where: str) -> Any:
-    """``schema`` when it is a valid JSON schema; the grammar compiler would stop the engine otherwise."""
+    """``schema`` when it is a valid JSON schema the grammar compiler takes (a schema it rejects
+    would otherwise fail a whole engine step)."""
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         path = "".join(f"[{p!r}]" for p in exc.absolute_path)
         raise InvalidArgument(f"{where} is not a valid JSON schema: {path} {exc.message}".replace("  ", " ")) from None
+    problem = _compiler_problem(schema, schema, "")
+    if problem:
+        raise InvalidArgument(f"{where} is not supported: {problem.strip()}")
     return schema
 
 

@@ -7,6 +7,7 @@ back was imposed by the grammar. Sampling with several seeds shows it holds for 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,14 @@ def test_tool_choice_none_and_auto_leave_the_text_free(client: OpenAI) -> None:
             "response_format.json_schema is not a valid JSON schema: ['type']",
         ),
         (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {"$ref": "#/$defs/gone"}}}},
+            "response_format.json_schema is not supported: ['$ref'] '#/$defs/gone' points to nothing",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {"minItems": 3, "maxItems": 1}}}},
+            "minItems (3) is greater than maxItems (1)",
+        ),
+        (
             {
                 "tools": [{"type": "function", "function": {"name": "f", "parameters": {"properties": 5}}}],
                 "tool_choice": "required",
@@ -136,3 +145,35 @@ def test_forcing_a_call_needs_a_tool_parser(server_factory, llm_dir: Path) -> No
     client = OpenAI(base_url=f"{server.rest_url}/v3", api_key="unused", max_retries=0)
     with pytest.raises(BadRequestError, match="no tool parser"):
         client.chat.completions.create(model="llm", messages=ASK, max_tokens=4, tools=[WEATHER], tool_choice="required")
+
+
+def test_a_schema_the_grammar_compiler_rejects_fails_alone_and_the_engine_comes_back(
+    server: ServerProcess, client: OpenAI
+) -> None:
+    """Valid JSON Schema that the compiler rejects only inside an engine step (a lookahead pattern):
+    that request is a 400 naming the reason; a generation running beside it fails as retryable
+    (the pipeline cannot go on after a failed step), and the restarted engine serves again."""
+    victim_body = {"model": "llm", "prompt": "go", "max_tokens": 2000, "ignore_eos": True, "stream": True}
+    with httpx.Client(base_url=server.rest_url, timeout=60) as http:
+        with http.stream("POST", "/v3/completions", json=victim_body) as victim:
+            lines = victim.iter_lines()
+            assert next(lines).startswith("data: ")  # generating now
+            schema = {"type": "string", "pattern": "(?=a)a"}
+            bad = http.post(
+                "/v3/chat/completions",
+                json={"model": "llm", "messages": ASK, "max_tokens": 4,
+                      "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}},
+            )  # fmt: skip
+            rest = "\n".join(lines)
+    assert bad.status_code == 400, bad.text
+    assert "the output constraint was rejected" in bad.json()["error"]["message"]
+    assert "Lookahead is not supported" in bad.json()["error"]["message"]
+    assert "retry the request" in rest and rest.rstrip().endswith("data: [DONE]")
+    deadline = time.monotonic() + 60
+    while True:  # the engine is being restarted: 503 until it is back
+        answer = httpx.post(f"{server.rest_url}/v3/completions", json={"model": "llm", "prompt": "x", "max_tokens": 2})
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            break
+        assert answer.status_code == 503
+        time.sleep(0.2)
+    assert answer.status_code == 200
