@@ -4,6 +4,7 @@ because no NPU exists on this machine: the device is the only thing that differs
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,20 @@ def test_requests_are_served_one_by_one_with_exact_token_counts(llm_dir: Path) -
             order.append(f"{tag} done")
             return prompt_tokens, tokens, text, finish
 
+        spans: list[tuple[str, float, float]] = []  # each generation's run in the worker thread
+        generate = engine._generate
+
+        def timed(kind: str, payload: object, *args: object) -> str:
+            started = time.monotonic()
+            try:
+                return generate(kind, payload, *args)  # type: ignore[arg-type]
+            finally:
+                spans.append((str(payload).split()[0], started, time.monotonic()))
+
+        engine._generate = timed  # type: ignore[method-assign]
         first, second = await asyncio.gather(one("a", 12), one("b", 5))
-        assert order == ["a admitted", "a done", "b admitted", "b done"]  # served one by one, in arrival order
+        assert [tag for tag, _, _ in spans[:2]] == ["a", "b"] and spans[0][2] <= spans[1][1]  # one by one, in order
+        assert sorted(order) == ["a admitted", "a done", "b admitted", "b done"]
         assert first[1] == 12 and first[3] == "length" and first[0] > 3 and first[2]
         assert second[1] == 5 and second[3] == "length"
         chat = [e async for e in engine.generate("chat", [{"role": "user", "content": "hi"}], {"max_tokens": 3})]
