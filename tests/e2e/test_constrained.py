@@ -177,3 +177,51 @@ def test_a_schema_the_grammar_compiler_rejects_fails_alone_and_the_engine_comes_
         assert answer.status_code == 503
         time.sleep(0.2)
     assert answer.status_code == 200
+
+
+OPENERS = {"hermes3": "<tool_call>", "llama3": "{", "mistral": "[TOOL_CALLS]", "qwen3coder": "<tool_call>"}
+
+
+def test_forced_calls_come_back_parsed_in_every_tool_format(server_factory, llm_dir: Path, tmp_path: Path) -> None:
+    """One config.json, one model per tool parser (OVMS graph.pbtxt folders over the same LLM)."""
+    entries = []
+    for parser in OPENERS:
+        folder = tmp_path / parser
+        folder.mkdir()
+        (folder / "graph.pbtxt").write_text(GRAPH.format(models_path=llm_dir, tool_parser=parser))
+        entries.append({"config": {"name": parser, "base_path": str(folder)}})
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_config_list": entries}))
+    server = server_factory("--config_path", str(config), rest=True)
+    client = OpenAI(base_url=f"{server.rest_url}/v3", api_key="unused", max_retries=0)
+    for parser, opener in OPENERS.items():
+        complete = 0
+        for seed in SEEDS:
+            answer = client.chat.completions.create(
+                model=parser, messages=ASK, max_tokens=120, seed=seed, temperature=1.0, tools=[WEATHER, TIME],
+                tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            )  # fmt: skip
+            (choice,) = answer.choices
+            if choice.finish_reason == "length":
+                assert choice.message.content.lstrip().startswith(opener), (parser, choice.message.content)
+                continue
+            assert choice.finish_reason == "tool_calls", (parser, choice.message.content)
+            (call,) = choice.message.tool_calls
+            assert call.function.name == "get_weather"
+            assert json.loads(call.function.arguments) in ({"city": "Paris"}, {"city": "Rome"})
+            complete += 1
+        assert complete >= 1, parser
+
+
+GRAPH = """
+node: {{
+  calculator: "HttpLLMCalculator"
+  node_options: {{
+    [type.googleapis.com / mediapipe.LLMCalculatorOptions]: {{
+      models_path: "{models_path}"
+      cache_size: 1
+      tool_parser: "{tool_parser}"
+    }}
+  }}
+}}
+"""

@@ -57,3 +57,65 @@ def test_both_parsers_and_a_lone_angle_bracket() -> None:
     text = "<think>plan</think>a < b <tool_call>" + '{"name": "f", "arguments": {}}' + "</tool_call>"
     out = run(OutputParser("qwen3", "hermes3"), text, 2)
     assert out.reasoning == "plan" and out.content == "a < b " and out.tool_calls[0].arguments == "{}"
+
+
+LLAMA3 = '{"name": "get_weather", "parameters": {"city": "Paris"}}; {"name": "get_time", "parameters": {"tz": "CET"}}'
+MISTRAL = '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]'
+QWEN3CODER = (
+    "I will look it up.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
+    '<parameter=days>\n3\n</parameter>\n<parameter=options>\n{"metric": true}\n</parameter>\n'
+    "</function>\n</tool_call>"
+)
+
+
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+@pytest.mark.parametrize(
+    ("parser", "text", "content", "calls"),
+    [
+        ("llama3", LLAMA3, "", [("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})]),
+        ("llama3", "  <|python_tag|>" + LLAMA3.split(";")[0], "  ", [("get_weather", {"city": "Paris"})]),
+        ("mistral", "Sure. " + MISTRAL, "Sure. ", [("get_weather", {"city": "Paris"}), ("get_time", {})]),
+        (
+            "qwen3coder", QWEN3CODER, "I will look it up.\n",
+            [("get_weather", {"city": "Paris", "days": 3, "options": {"metric": True}})],
+        ),
+    ],
+)  # fmt: skip
+def test_other_tool_formats_in_any_chunking(piece: int, parser: str, text: str, content: str, calls: list) -> None:
+    tool_parser = OutputParser(None, parser)
+    out = run(tool_parser, text, piece)
+    assert out.content == content
+    assert [(c.name, json.loads(c.arguments)) for c in out.tool_calls] == calls
+    assert tool_parser.tool_calls_seen
+
+
+@pytest.mark.parametrize(
+    ("parser", "text"),
+    [
+        ("llama3", "Hello, {not a call} here"),  # JSON only counts at the start
+        ("llama3", '{"name": "f", "parameters": {"a": '),  # cut short
+        ("llama3", "{not json at all}"),
+        ("mistral", '[TOOL_CALLS][{"name": "f", "argum'),
+        ("mistral", "[TOOL_CALLS] just words"),
+        ("qwen3coder", "<tool_call>\n<function=f>\n<parameter=a>\n1\n</parameter>\n"),  # no closing tags
+        ("qwen3coder", "<tool_call>no function here</tool_call> after"),
+    ],
+)
+def test_text_that_is_not_a_complete_call_stays_content(parser: str, text: str) -> None:
+    for piece in (1, 4, 1000):
+        tool_parser = OutputParser(None, parser)
+        out = run(tool_parser, text, piece)
+        assert out.tool_calls == [] and out.content == text and not tool_parser.tool_calls_seen
+
+
+def test_reasoning_then_a_llama3_call() -> None:
+    out = run(OutputParser("qwen3", "llama3"), "<think>need weather</think>" + LLAMA3.split(";")[0], 2)
+    assert out.reasoning == "need weather" and out.content == ""
+    assert [c.name for c in out.tool_calls] == ["get_weather"]
+
+
+def test_llama3_plain_answer_streams_once_it_starts() -> None:
+    parser = OutputParser(None, "llama3")
+    assert parser.feed("  ").content == ""  # could still become a call
+    assert parser.feed("Hi").content == "  Hi"
+    assert parser.feed(" {x}").content == " {x}"
