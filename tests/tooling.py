@@ -62,3 +62,21 @@ def tool_path(name: str) -> str:
     if missing_tools_allowed():
         pytest.skip(message)
     raise ToolMissingError(message)
+
+
+PACKAGES = REPO_ROOT / ".tools" / "packages"
+
+
+def package_path(name: str) -> Path:
+    """A package file that scripts/install_tools.sh downloads (``.tools/packages/<name>.whl``).
+
+    Missing, it is an error like a missing tool (skipped only with OVMS_GRPC_ALLOW_MISSING_TOOLS=1
+    outside CI).
+    """
+    path = PACKAGES / f"{name}.whl"
+    if path.is_file():
+        return path
+    message = f"{path} not found: run scripts/install_tools.sh (scripts/test does)"
+    if missing_tools_allowed():
+        pytest.skip(message)
+    raise ToolMissingError(message)
