@@ -105,6 +105,13 @@ class ModelVersion:
     def failed(self) -> bool:
         return self.error_code != "OK"
 
+    @property
+    def ready(self) -> bool:
+        """AVAILABLE, and for a generative model its engine running (not dead or restarting)."""
+        generator = self.generator
+        engine_down = isinstance(generator, GenerativeServable) and not generator.engine.alive
+        return self.state == VersionState.AVAILABLE and not engine_down
+
 
 class ModelEntry:
     """A configured model and the versions it has (retired ones stay, in state END)."""

@@ -13,7 +13,7 @@ from ovms_grpc.errors import ModelNotReady
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovms_grpc.images import decode_images_async
-from ovms_grpc.models.manager import ModelManager, VersionState, parse_version
+from ovms_grpc.models.manager import ModelManager, parse_version
 from ovms_grpc.services.interface import interface_of
 from ovms_grpc.services.kserve_codec import decode_inputs, encode_response, tensor_metadata
 from ovms_grpc.services.status import as_serving_error, unary
@@ -52,7 +52,7 @@ class KServeServicer(pb_grpc.GRPCInferenceServiceServicer):
             record = self._manager.version(request.name, parse_version(request.version))
         except ModelNotReady:  # the model exists but no version is loaded: not ready, not an error
             return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=record.state == VersionState.AVAILABLE)
+        return pb.ModelReadyResponse(ready=record.ready)
 
     @unary
     async def ModelMetadata(

@@ -170,18 +170,23 @@ def test_engine_runs_in_another_process_and_is_restarted_when_it_dies(stub, chan
     assert pid not in (os.getpid(), server.process.pid)
     call = stub.Complete(pb.CompleteRequest(model="llm", prompt="x", sampling=pb.SamplingParams(max_tokens=5000)))
     next(iter(call))
+    kserve = kserve_grpc.GRPCInferenceServiceStub(channel)
+    assert kserve.ModelReady(kserve_pb.ModelReadyRequest(name="llm")).ready
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(grpc.RpcError) as info:
         for _ in call:
             pass
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert 'the engine of model "llm" stopped' in info.value.details()
+    readiness = []  # health says so: the model is not ready while its engine is down
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        readiness.append(kserve.ModelReady(kserve_pb.ModelReadyRequest(name="llm")).ready)
         properties = engine_properties(channel)
         if properties["ENGINE_ALIVE"] == "YES":
             break
-        time.sleep(0.1)
+        time.sleep(0.02)
+    assert False in readiness and kserve.ModelReady(kserve_pb.ModelReadyRequest(name="llm")).ready
     assert properties["ENGINE_RESTARTS"] == "1" and int(properties["ENGINE_PID"]) != pid
     (text,), _ = complete(stub, max_tokens=4)
     assert text
