@@ -168,3 +168,9 @@ class Internal(ServingError):
     @property
     def message(self) -> str:
         return self.kind.message
+
+
+def last_line(exc: BaseException) -> str:
+    """The last non-empty line of an exception's message (OpenVINO puts its reason there)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__

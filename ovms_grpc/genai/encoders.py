@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded
+from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 from ovms_grpc.metrics import GraphMetrics, Metrics
 
 POOLING = ("CLS", "MEAN", "LAST")
@@ -73,8 +73,7 @@ class EncoderServable:
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
         except Exception as exc:
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            raise LoadFailed(f"cannot load {self.task} model {self._model_dir}: {lines[-1] if lines else exc}") from exc
+            raise LoadFailed(f"cannot load {self.task} model {self._model_dir}: {last_line(exc)}") from exc
 
     async def _run(self, function: Any, *args: Any) -> Any:
         if self._waiting >= self._max_queued:

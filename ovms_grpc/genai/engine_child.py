@@ -26,9 +26,21 @@ from typing import Any
 
 import numpy as np
 
+from ovms_grpc.errors import last_line
 from ovms_grpc.genai.grammar import constraint_of, structured_output
 
 REPLACEMENT = "\ufffd"
+
+
+def text_delta(text: str, sent: str, final: bool) -> tuple[str, str]:
+    """The new part of an incrementally detokenized ``text`` after ``sent``, and what is sent then.
+
+    Text ending in an incomplete UTF-8 sequence (a replacement character) waits for the next token,
+    unless it is the last.
+    """
+    if not final and text.endswith(REPLACEMENT):
+        return "", sent
+    return (text[len(sent) :] if text.startswith(sent) else text), text
 
 
 #: config.json keys that give a model's context length, most specific first.
@@ -250,7 +262,7 @@ class EngineLoop:
         """A step raised (the grammar compiler rejects some schemas only then): requests with a grammar
         added since the last good step are the suspects and fail as bad requests; the others fail as
         victims that may retry."""
-        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        reason = last_line(exc)
         reason = reason.split("Check failed: ")[-1] if "Check failed: " in reason else reason
         replies = [
             (rid, -1, f"the output constraint was rejected: {reason}", 0, "error", None)
@@ -294,10 +306,7 @@ class EngineLoop:
             elif reason == self.og.GenerationFinishReason.LENGTH:
                 finish = "length"
             token_logprobs = self.with_logprobs(ids, logprobs) if running.logprobs else None
-            new = ""
-            if finish or not text.endswith(REPLACEMENT):  # else an incomplete UTF-8 sequence: wait for more
-                new = text[len(choice.sent) :] if text.startswith(choice.sent) else text
-                choice.sent = text
+            new, choice.sent = text_delta(text, choice.sent, bool(finish))
             if new or finish or ids:
                 deltas.append((rid, index, new, len(ids), finish, token_logprobs))
             choice.done = choice.done or bool(finish)

@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded
+from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 from ovms_grpc.genai.engine import Admitted, Delta
-from ovms_grpc.genai.engine_child import REPLACEMENT, context_length, generation_config
+from ovms_grpc.genai.engine_child import context_length, generation_config, text_delta
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class _Streamer:
         new_ids = list(token) if isinstance(token, list) else [int(token)]
         self.ids.extend(new_ids)
         text = self.tokenizer.decode(self.ids)
-        new = ""
-        if not text.endswith(REPLACEMENT):  # else an incomplete UTF-8 sequence: wait for more
-            new, self.sent = text[len(self.sent) :] if text.startswith(self.sent) else text, text
+        new, self.sent = text_delta(text, self.sent, False)
         self.post(Delta(0, new, len(new_ids), ""))
         return self.og.StreamingStatus.CANCEL if self.cancelled.is_set() else self.og.StreamingStatus.RUNNING
 
@@ -120,8 +118,7 @@ class SerialEngine:
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
         except Exception as exc:
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            raise LoadFailed(f"cannot load LLMPipeline on {self._device}: {lines[-1] if lines else exc}") from exc
+            raise LoadFailed(f"cannot load LLMPipeline on {self._device}: {last_line(exc)}") from exc
         log.info('LLMPipeline of "%s" ready on %s', self.name, self._device)
 
     def _prompt(self, kind: str, payload: Any, options: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import openvino as ov
 
 from ovms_grpc.devices import normalize_plugin_config, requires_static_shapes
-from ovms_grpc.errors import LoadFailed
+from ovms_grpc.errors import LoadFailed, last_line
 from ovms_grpc.shapes import Layouts, Shapes, apply_settings, is_auto
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,6 @@ def read_mapping(version_dir: Path) -> dict[str, dict[str, str]]:
     return mapping
 
 
-def first_line(exc: BaseException) -> str:
-    """The most specific line of an OpenVINO exception (its last non-empty line)."""
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
-
-
 def find_model_file(version_dir: Path) -> Path:
     """The file (or SavedModel folder) OpenVINO should read in a version directory."""
     for pattern in MODEL_PATTERNS:
@@ -96,7 +90,7 @@ def load_model(core: ov.Core, version_dir: Path, options: LoadOptions) -> Loaded
     try:
         model = core.read_model(str(model_file))
     except Exception as exc:
-        raise LoadFailed(f"cannot read {model_file}: {first_line(exc)}") from exc
+        raise LoadFailed(f"cannot read {model_file}: {last_line(exc)}") from exc
     try:
         model = apply_settings(model, options.shapes, options.batch_size, options.layouts)
     except ValueError as exc:
@@ -116,7 +110,7 @@ def load_model(core: ov.Core, version_dir: Path, options: LoadOptions) -> Loaded
     try:
         compiled = core.compile_model(model, options.target_device, config)
     except Exception as exc:
-        raise LoadFailed(f"cannot compile {model_file} for {options.target_device}: {first_line(exc)}") from exc
+        raise LoadFailed(f"cannot compile {model_file} for {options.target_device}: {last_line(exc)}") from exc
     properties = {}
     for name in REPORTED_PROPERTIES:
         try:

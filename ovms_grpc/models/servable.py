@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import openvino as ov
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, ServingError
+from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, ServingError, last_line
 from ovms_grpc.metrics import ServableMetrics
-from ovms_grpc.models.loader import LoadedModel, first_line
+from ovms_grpc.models.loader import LoadedModel
 from ovms_grpc.tensors import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class InferencePool:
         except Exception as exc:
             self._jobs[index] = None
             self._release(index)
-            raise InvalidArgument(f"OpenVINO rejected the inputs: {first_line(exc)}") from exc
+            raise InvalidArgument(f"OpenVINO rejected the inputs: {last_line(exc)}") from exc
         self._metrics.active.inc()
         return await future
 
@@ -192,7 +192,7 @@ class InferencePool:
         except Exception as exc:  # an output that cannot be read is an inference failure
             log.exception("reading outputs failed")
             if not future.done():
-                future.set_exception(ServingError(first_line(exc), kind_name="OV_INTERNAL_INFERENCE_ERROR"))
+                future.set_exception(ServingError(last_line(exc), kind_name="OV_INTERNAL_INFERENCE_ERROR"))
         finally:
             self._release(index)
 
