@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import genai_reference
 from tests.server_process import ServerProcess
 
 TASKS = Path(__file__).parent / "lm_eval_local"
@@ -54,32 +55,13 @@ def run_lm_eval(tmp_path: Path, tasks: Path, model: str, model_args: str, task: 
 
 @pytest.fixture(scope="module")
 def pipeline(llm_dir: Path):
-    import openvino_genai as og
-
-    scheduler = og.SchedulerConfig()
-    scheduler.cache_size = 1
-    scheduler.enable_prefix_caching = False
-    return og.ContinuousBatchingPipeline(str(llm_dir), scheduler, "CPU")
-
-
-def genai_run(pipeline, prompt, config) -> tuple[list[int], list[float]]:
-    handle = pipeline.add_request(1, prompt, config)
-    ids: list[int] = []
-    logprobs: list[float] = []
-    while pipeline.has_non_finished_requests():
-        pipeline.step()
-        if handle.can_read():
-            for output in handle.read().values():
-                ids += list(output.generated_ids)
-                logprobs += list(output.generated_log_probs)
-    return ids, logprobs
+    return genai_reference.pipeline(llm_dir)
 
 
 def test_loglikelihood_task_scores_like_in_process_genai(
     server: ServerProcess, tasks: Path, tmp_path: Path, llm_dir: Path, pipeline
 ) -> None:
     import openvino as ov
-    import openvino_genai as og
     from transformers import AutoTokenizer
 
     model_args = (
@@ -94,9 +76,6 @@ def test_loglikelihood_task_scores_like_in_process_genai(
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    config = og.GenerationConfig()
-    config.apply_chat_template = False
-    config.echo, config.logprobs, config.max_new_tokens = True, 1, 0
     compared = 0
     for sample in samples:
         for index, arguments in enumerate(sample["arguments"].values()):
@@ -106,8 +85,8 @@ def test_loglikelihood_task_scores_like_in_process_genai(
             if spaces:
                 context, continuation = context[:-spaces], context[-spaces:] + continuation
             whole, context_ids = encode(context + continuation), encode(context)
-            _, logprobs = genai_run(pipeline, ov.Tensor(np.array([whole], dtype=np.int64)), config)
-            expected = sum(logprobs[len(context_ids) : len(whole)])
+            logprobs = genai_reference.prompt_logprobs(pipeline, ov.Tensor(np.array([whole], dtype=np.int64)))
+            expected = sum(logprobs[len(context_ids) - 1 :])  # logprobs[i] is token i + 1's
             got = float(sample["resps"][index][0][0])
             assert got == pytest.approx(expected, rel=1e-4, abs=1e-3), (context, continuation)
             compared += 1
@@ -130,5 +109,5 @@ def test_generation_task_answers_like_in_process_genai(
         config.apply_chat_template = False
         config.max_new_tokens = 8
         config.stop_strings = {"\n\n"}
-        ids, _ = genai_run(pipeline, prompt, config)
+        ids, _ = genai_reference.run(pipeline, prompt, config)
         assert sample["resps"][0][0] == tokenizer.decode(ids)

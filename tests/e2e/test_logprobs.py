@@ -15,6 +15,7 @@ import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
+from tests import genai_reference
 from tests.server_process import ServerProcess
 
 PROMPT = "the quick brown fox jumps over the lazy dog. " * 3
@@ -37,28 +38,8 @@ def client(server: ServerProcess) -> OpenAI:
 @pytest.fixture(scope="module")
 def reference(llm_dir: Path):
     """Prompt-token logprobs from openvino_genai in this process (echo, no prefix caching)."""
-    import openvino_genai as og
-
-    scheduler = og.SchedulerConfig()
-    scheduler.cache_size = 1
-    scheduler.enable_prefix_caching = False
-    pipe = og.ContinuousBatchingPipeline(str(llm_dir), scheduler, "CPU")
-    ids = iter(range(1, 1_000_000))
-
-    def score(prompt: str) -> list[float]:
-        config = og.GenerationConfig()
-        config.apply_chat_template = False
-        config.echo, config.logprobs, config.max_new_tokens = True, 1, 0
-        handle = pipe.add_request(next(ids), prompt, config)
-        logprobs: list[float] = []
-        while pipe.has_non_finished_requests():
-            pipe.step()
-            if handle.can_read():
-                for output in handle.read().values():
-                    logprobs += list(output.generated_log_probs)
-        return logprobs[1:]  # the first prompt token has no logprob
-
-    return score
+    pipe = genai_reference.pipeline(llm_dir)
+    return lambda prompt: genai_reference.prompt_logprobs(pipe, prompt)
 
 
 def test_echo_with_max_tokens_0_scores_the_prompt_like_genai(client: OpenAI, reference) -> None:
