@@ -30,29 +30,6 @@ DEMO_REVISION = 3
 DEMO_LLM = "llm"
 
 #: OVMS's way of configuring a generative folder: a graph with the LLM calculator's options.
-LLM_GRAPH = """input_stream: "HTTP_REQUEST_PAYLOAD:input"
-output_stream: "HTTP_RESPONSE_PAYLOAD:output"
-node: {
-  name: "LLMExecutor"
-  calculator: "HttpLLMCalculator"
-  input_stream: "LOOPBACK:loopback"
-  input_stream: "HTTP_REQUEST_PAYLOAD:input"
-  input_side_packet: "LLM_NODE_RESOURCES:llm"
-  output_stream: "LOOPBACK:loopback"
-  output_stream: "HTTP_RESPONSE_PAYLOAD:output"
-  input_stream_info: { tag_index: 'LOOPBACK:0', back_edge: true }
-  node_options: {
-    [type.googleapis.com / mediapipe.LLMCalculatorOptions]: {
-      models_path: "./",
-      plugin_config: '{}',
-      enable_prefix_caching: true,
-      cache_size: 1,
-      max_num_seqs: 256,
-      device: "CPU",
-    }
-  }
-}
-"""
 
 #: name -> (base folder, version policy as in config.json)
 DEMO_MODELS = {
@@ -117,9 +94,10 @@ def write_repository(target: Path) -> Path:
         ]
     }
     from ovms_grpc.genai.fixtures import build_llm
+    from ovms_grpc.genai.graph import GRAPH_FILE, graph_text
 
     build_llm(target / DEMO_LLM)
-    (target / DEMO_LLM / "graph.pbtxt").write_text(LLM_GRAPH)
+    (target / DEMO_LLM / GRAPH_FILE).write_text(graph_text("text_generation"))
     config["model_config_list"].append({"config": {"name": DEMO_LLM, "base_path": DEMO_LLM}})
     (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return target

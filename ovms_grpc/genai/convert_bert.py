@@ -25,30 +25,14 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from ovms_grpc.genai.encoders import EncoderOptions
 from ovms_grpc.genai.fixtures_encoder import EncoderShape, build_bert
 from ovms_grpc.genai.fixtures_ir import save_model
 from ovms_grpc.genai.fixtures_tokenizers import TokenizerSpec, write_tokenizer
+from ovms_grpc.genai.graph import GRAPH_FILE, graph_text
 
 SAFETENSORS_TYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-GRAPH = """input_stream: "REQUEST_PAYLOAD:input"
-output_stream: "RESPONSE_PAYLOAD:output"
-node: {{
-  name: "EmbeddingsExecutor"
-  calculator: "EmbeddingsCalculatorOV"
-  input_stream: "REQUEST_PAYLOAD:input"
-  output_stream: "RESPONSE_PAYLOAD:output"
-  node_options: {{
-    [type.googleapis.com / mediapipe.EmbeddingsCalculatorOVOptions]: {{
-      models_path: "./"
-      normalize_embeddings: {normalize}
-      pooling: {pooling}
-      target_device: "CPU"
-    }}
-  }}
-}}
-"""
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -121,7 +105,8 @@ def convert(source: Path, target: Path) -> Path:
         normalize = modules.is_file() and any(
             m.get("type", "").endswith("Normalize") for m in json.loads(modules.read_text())
         )
-        (target / "graph.pbtxt").write_text(GRAPH.format(normalize=str(normalize).lower(), pooling=pooling))
+        graph = graph_text("embeddings", encoder=EncoderOptions(normalize=normalize, pooling=pooling))
+        (target / GRAPH_FILE).write_text(graph)
     return target
 
 

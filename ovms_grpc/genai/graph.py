@@ -86,3 +86,74 @@ def read_graph(folder: Path) -> GraphSettings:
                     EncoderOptions(max_documents=limit),
                 )
     raise ValueError(f"{path}: no LLM, embeddings or rerank calculator options found")
+
+
+#: Stream wiring of OVMS's graphs per task, around the calculator node's options.
+_WIRING = {
+    "text_generation": (
+        'input_stream: "HTTP_REQUEST_PAYLOAD:input"\noutput_stream: "HTTP_RESPONSE_PAYLOAD:output"\n',
+        'name: "LLMExecutor"\n  calculator: "HttpLLMCalculator"\n  input_stream: "LOOPBACK:loopback"\n'
+        '  input_stream: "HTTP_REQUEST_PAYLOAD:input"\n  input_side_packet: "LLM_NODE_RESOURCES:llm"\n'
+        '  output_stream: "LOOPBACK:loopback"\n  output_stream: "HTTP_RESPONSE_PAYLOAD:output"\n'
+        "  input_stream_info: { tag_index: 'LOOPBACK:0', back_edge: true }\n",
+        "LLMCalculatorOptions",
+    ),
+    "embeddings": (
+        'input_stream: "REQUEST_PAYLOAD:input"\noutput_stream: "RESPONSE_PAYLOAD:output"\n',
+        'name: "EmbeddingsExecutor"\n  calculator: "EmbeddingsCalculatorOV"\n'
+        '  input_side_packet: "EMBEDDINGS_NODE_RESOURCES:embeddings_servable"\n'
+        '  input_stream: "REQUEST_PAYLOAD:input"\n  output_stream: "RESPONSE_PAYLOAD:output"\n',
+        "EmbeddingsCalculatorOVOptions",
+    ),
+    "rerank": (
+        'input_stream: "REQUEST_PAYLOAD:input"\noutput_stream: "RESPONSE_PAYLOAD:output"\n',
+        'name: "RerankExecutor"\n  calculator: "RerankCalculatorOV"\n'
+        '  input_side_packet: "RERANK_NODE_RESOURCES:rerank_servable"\n'
+        '  input_stream: "REQUEST_PAYLOAD:input"\n  output_stream: "RESPONSE_PAYLOAD:output"\n',
+        "RerankCalculatorOVOptions",
+    ),
+}
+
+
+def graph_text(
+    task: str,
+    device: str = "CPU",
+    genai: GenaiOptions | None = None,
+    encoder: EncoderOptions | None = None,
+    models_path: str = "./",
+) -> str:
+    """The graph.pbtxt OVMS writes for a model folder of ``task`` (read back by `read_graph`, here and in OVMS)."""
+    genai, encoder = genai or GenaiOptions(), encoder or EncoderOptions()
+    options: (
+        options_pb.LLMCalculatorOptions
+        | options_pb.EmbeddingsCalculatorOVOptions
+        | (options_pb.RerankCalculatorOVOptions)
+    )
+    if task == "text_generation":
+        options = options_pb.LLMCalculatorOptions(
+            models_path=models_path, device=device, plugin_config=json.dumps(genai.plugin_config),
+            enable_prefix_caching=genai.enable_prefix_caching, cache_size=genai.cache_size,
+            max_num_seqs=genai.max_num_seqs, tool_parser=genai.tool_parser or "",
+            reasoning_parser=genai.reasoning_parser or "",
+        )  # fmt: skip
+        if genai.max_num_batched_tokens:
+            options.max_num_batched_tokens = genai.max_num_batched_tokens
+        if genai.max_prompt_len:
+            options.max_prompt_len = genai.max_prompt_len
+    elif task == "embeddings":
+        options = options_pb.EmbeddingsCalculatorOVOptions(
+            models_path=models_path, target_device=device, normalize_embeddings=encoder.normalize,
+            pooling=options_pb.EmbeddingsCalculatorOVOptions.Pooling.Value(encoder.pooling),
+        )  # fmt: skip
+    elif task == "rerank":
+        options = options_pb.RerankCalculatorOVOptions(
+            models_path=models_path, target_device=device, max_allowed_chunks=encoder.max_documents
+        )
+    else:
+        raise ValueError(f"task must be one of text_generation, embeddings, rerank, got {task}")
+    streams, node, name = _WIRING[task]
+    body = text_format.MessageToString(options, indent=6)
+    return (
+        f"{streams}node: {{\n  {node}  node_options: {{\n"
+        f"    [type.googleapis.com / mediapipe.{name}]: {{\n{body}    }}\n  }}\n}}\n"
+    )
