@@ -113,6 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     genai.add_argument("--reasoning_parser", help=f"reasoning parser for chat output: {', '.join(REASONING_PARSERS)}")
     model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
     add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+    sources = parser.add_argument_group(
+        "model sources and config management (no server is started, but for --source_model)"
+    )
+    sources.add_argument("--pull", action="store_true", help="download --source_model into the repository and exit")
+    sources.add_argument(
+        "--source_model", help="Hugging Face repository ORG/NAME with OpenVINO IR (HF_ENDPOINT, HF_TOKEN)"
+    )
+    sources.add_argument(
+        "--model_repository_path", help="where models are pulled to and listed from (env OVMS_MODEL_REPOSITORY_PATH)"
+    )
+    sources.add_argument("--overwrite_models", action="store_true", help="download again a model already pulled")
+    sources.add_argument("--list_models", action="store_true", help="list the servables of --model_repository_path")
+    sources.add_argument("--add_to_config", action="store_true", help="add --model_name to --config_path and exit")
+    sources.add_argument(
+        "--remove_from_config", action="store_true", help="remove --model_name from --config_path and exit"
+    )
     return parser
 
 
@@ -169,6 +185,86 @@ def model_config_from_flags(args: argparse.Namespace, name: str, base_path: Path
         layouts=validated("layout", parse_layouts, args.layout),
     )
     return ModelConfig(name, base_path, load, policy)
+
+
+def task_options(args: argparse.Namespace, plugin_config: dict[str, Any]) -> tuple[GenaiOptions, EncoderOptions]:
+    """The generative options of the task flags (OVMS's task options)."""
+    for flag in ("cache_size", "max_num_seqs", "max_num_batched_tokens", "max_prompt_len"):
+        _check(getattr(args, flag) >= 0, f"{flag} must be a non-negative integer")
+    _check(args.max_allowed_chunks > 0, "max_allowed_chunks must be a positive integer")
+    options = validated("task options", lambda _: GenaiOptions(
+        enable_prefix_caching=args.enable_prefix_caching == "true",
+        cache_size=args.cache_size,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_prompt_len=args.max_prompt_len,
+        tool_parser=None if args.tool_parser in (None, "none") else args.tool_parser,
+        reasoning_parser=None if args.reasoning_parser in (None, "none") else args.reasoning_parser,
+        plugin_config=plugin_config,
+    ), None)  # fmt: skip
+    encoder = EncoderOptions(
+        normalize=args.normalize == "true", pooling=args.pooling, max_documents=args.max_allowed_chunks
+    )
+    return options, encoder
+
+
+def source_command(args: argparse.Namespace) -> int | None:
+    """--list_models, --add_to_config, --remove_from_config, --pull: run it and return the exit code.
+
+    ``--source_model`` without ``--pull`` downloads, then points --model_path/--model_name at the
+    download (None: go on and serve). Anything else: None.
+    """
+    from ovms_grpc import sources
+
+    managing = [flag for flag in ("list_models", "add_to_config", "remove_from_config") if getattr(args, flag)]
+    if not managing and not args.source_model and not args.pull:
+        return None
+    _check(len(managing) <= 1, "Use only one of --list_models, --add_to_config, --remove_from_config")
+    repository: str = args.model_repository_path or os.environ.get("OVMS_MODEL_REPOSITORY_PATH") or ""
+    if managing:
+        _check(not args.pull and not args.task, f"--{managing[0]} cannot be used with --pull or --task")
+        if repository and not args.config_path:
+            args.config_path = str(Path(repository) / "config.json")
+    try:
+        if args.list_models:
+            _check(bool(repository), "--list_models needs --model_repository_path")
+            print("\n".join(sources.list_models(Path(repository))))
+            return 0
+        if args.add_to_config:
+            _check(
+                bool(args.config_path) and bool(args.model_name), "--add_to_config needs --config_path and --model_name"
+            )
+            _check(bool(args.model_path or repository), "--add_to_config needs --model_path or --model_repository_path")
+            base_path = args.model_path or str(Path(repository) / args.model_name)
+            sources.add_to_config(Path(args.config_path), args.model_name, base_path)
+            print(f'added "{args.model_name}" ({base_path}) to {args.config_path}')
+            return 0
+        if args.remove_from_config:
+            _check(
+                bool(args.config_path) and bool(args.model_name),
+                "--remove_from_config needs --config_path and --model_name",
+            )
+            _check(not args.model_path, "--model_path is not allowed with --remove_from_config")
+            sources.remove_from_config(Path(args.config_path), args.model_name)
+            print(f'removed "{args.model_name}" from {args.config_path}')
+            return 0
+        _check(bool(args.source_model), "--pull needs --source_model")
+        _check(bool(repository), "--source_model needs --model_repository_path")
+        _check(not args.model_path, "--model_path cannot be used with --source_model")
+        plugin_config = validated("plugin_config", json.loads, args.plugin_config) if args.plugin_config else {}
+        genai, encoder = task_options(args, plugin_config)
+        target = sources.pull(
+            args.source_model, Path(repository), task=args.task, device=args.target_device or "CPU",
+            genai=genai, encoder=encoder, overwrite=args.overwrite_models,
+        )  # fmt: skip
+    except sources.SourceError as exc:
+        print(f"ovms-grpc: error: {exc}", file=sys.stderr)
+        return 1
+    if args.pull:
+        print(f"pulled {args.source_model} into {target}")
+        return 0
+    args.model_path, args.model_name = str(target), args.model_name or args.source_model
+    return None
 
 
 def build_config(args: argparse.Namespace) -> ServerConfig:
@@ -230,22 +326,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
                             task=graph.task, genai=graph.genai, encoder=graph.encoder),
             )  # fmt: skip
         if args.task:
-            for flag in ("cache_size", "max_num_seqs", "max_num_batched_tokens", "max_prompt_len"):
-                _check(getattr(args, flag) >= 0, f"{flag} must be a non-negative integer")
-            options = validated("task options", lambda _: GenaiOptions(
-                enable_prefix_caching=args.enable_prefix_caching == "true",
-                cache_size=args.cache_size,
-                max_num_seqs=args.max_num_seqs,
-                max_num_batched_tokens=args.max_num_batched_tokens,
-                max_prompt_len=args.max_prompt_len,
-                tool_parser=None if args.tool_parser in (None, "none") else args.tool_parser,
-                reasoning_parser=None if args.reasoning_parser in (None, "none") else args.reasoning_parser,
-                plugin_config=dict(models[0].load.plugin_config or {}),
-            ), None)  # fmt: skip
-            _check(args.max_allowed_chunks > 0, "max_allowed_chunks must be a positive integer")
-            encoder = EncoderOptions(
-                normalize=args.normalize == "true", pooling=args.pooling, max_documents=args.max_allowed_chunks
-            )
+            options, encoder = task_options(args, dict(models[0].load.plugin_config or {}))
             models = (replace(models[0], task=args.task, genai=options, encoder=encoder),)
     return ServerConfig(
         models=models,
@@ -293,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
 
             print(demo.write_repository(Path(args.export)))
             return 0
+        done = source_command(args)
+        if done is not None:
+            return done
         config = build_config(args)
     except UsageError as exc:
         print(f"ovms-grpc: error: {exc}", file=sys.stderr)
