@@ -135,9 +135,10 @@ class RequestError(Exception):
 
 class EngineLoop:
     def __init__(self, conn: Connection, model_dir: str, device: str, options: dict[str, Any]) -> None:
+        import openvino as ov
         import openvino_genai as og
 
-        self.og = og
+        self.og, self.ov = og, ov
         self.conn = conn
         self.model_dir, self.device = model_dir, device
         scheduler = og.SchedulerConfig()
@@ -196,11 +197,9 @@ class EngineLoop:
         openvino_genai echoes prompt logprobs, but with prefix caching on the cached part of a
         prompt has none; then this scores it instead.
         """
-        import openvino as ov
-
         if self.scorer is None:
             path = Path(self.model_dir) / "openvino_model.xml"
-            self.scorer = ov.Core().compile_model(path, self.device, self.plugin_config).create_infer_request()
+            self.scorer = self.ov.Core().compile_model(path, self.device, self.plugin_config).create_infer_request()
         request = self.scorer
         length = len(ids)
         feeds = {
@@ -248,7 +247,8 @@ class EngineLoop:
             config = generation_config(
                 self.og, {**options, "max_tokens": max_tokens, "genai_echo": running.genai_echo}, None
             )
-            running.handle = self.pipe.add_request(rid, prompt, config)
+            # the ids already counted, not the text: the prompt is tokenized once
+            running.handle = self.pipe.add_request(rid, self.ov.Tensor(np.asarray([ids], dtype=np.int64)), config)
             if constraint_of(options):
                 self.unproven.add(rid)
         except RequestError as exc:
