@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import NoReturn
 
 from gateway.app import DEFAULT_LIMIT_BYTES, GatewayConfig, create_app
 from gateway.cors import CorsSettings
+from ovms_grpc import logs
+from ovms_grpc.listen import open_listener
 
 EX_USAGE = 64
 
@@ -31,26 +34,47 @@ def build_parser() -> argparse.ArgumentParser:
     add("--allowed_methods", default="*", help="CORS: Access-Control-Allow-Methods")
     add("--allowed_headers", default="*", help="CORS: Access-Control-Allow-Headers")
     add("--allow_credentials", action="store_true", help="CORS: Access-Control-Allow-Credentials: true")
+    # Used by ovms-grpc --rest_port: "ready" or "error: <reason>" is written there once, then it is closed.
+    add("--ready_fd", type=int, help=argparse.SUPPRESS)
     return parser
+
+
+def _report(ready_fd: int | None, line: str) -> None:
+    if ready_fd is None:
+        return
+    os.write(ready_fd, line.encode() + b"\n")
+    os.close(ready_fd)
 
 
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     args = build_parser().parse_args(argv)
-    level = "DEBUG" if args.log_level == "TRACE" else args.log_level
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO), format="[%(asctime)s][gateway][%(levelname)s] %(message)s"
-    )
+    logs.configure(args.log_level)
+    # uvicorn's start-up banner is INFO; the supervisor logs one line for it instead.
+    uvicorn_level = min(max(logging.getLogger().level, logging.WARNING), logging.ERROR)
+    if logging.getLogger().level <= logging.DEBUG:
+        uvicorn_level = logging.DEBUG
+    # The socket is opened here, not by uvicorn, so a port in use is one line and not a traceback.
+    try:
+        sock = open_listener(args.bind_address, args.port)
+    except OSError as exc:
+        if args.ready_fd is None:
+            print(f"ovms-gateway: error: {exc}", file=sys.stderr)
+        _report(args.ready_fd, f"error: {exc}")
+        return 1
+    _report(args.ready_fd, "ready")
     cors = CorsSettings(args.allowed_origins, args.allowed_methods, args.allowed_headers, args.allow_credentials)
     config = GatewayConfig(args.grpc_target, max_body_bytes=args.max_request_bytes, cors=cors)
-    uvicorn.run(
-        create_app(config),
-        host=args.bind_address,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=level.lower() if level != "WARNING" else "warning",
-        access_log=False,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            loop="uvloop",
+            http="httptools",
+            log_config=None,  # uvicorn's records go through the root logger, in the server's format
+            log_level=uvicorn_level,
+            access_log=False,
+        )
     )
+    server.run(sockets=[sock])
     return 0

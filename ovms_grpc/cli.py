@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from ovms_grpc import __version__
+from ovms_grpc import __version__, logs
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
 from ovms_grpc.genai.encoders import MAX_DOCUMENTS, POOLING, EncoderOptions
@@ -34,71 +34,130 @@ from ovms_grpc.shapes import parse_batch_size, parse_layouts, parse_shapes
 T = TypeVar("T")
 
 EX_USAGE = 64
-LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARNING", "ERROR")
-
-log = logging.getLogger("ovms_grpc")
+LOG_LEVELS = logs.LEVELS
 
 
 class UsageError(Exception):
-    """Invalid command line; the message is shown as one line."""
+    """Invalid command line; the message is shown as one line (exit 64)."""
+
+
+class CannotServe(Exception):
+    """The command line is valid but names something that is not there; one line, exit 1."""
+
+
+EXAMPLES = """examples:
+  ovms-grpc --demo --port 9000 --rest_port 8000
+      the built-in demo (dummy, resnet_like, llm): gRPC on 9000, REST and OpenAI /v3 on 8000
+  ovms-grpc --model_path /models/resnet --model_name resnet --port 9000 --target_device CPU
+      one model folder with numeric version folders (1/, 2/, ...)
+  ovms-grpc --config_path /models/config.json --port 9000 --rest_port 8000
+      every model of an OVMS config.json, reloaded when the file changes
+"""
+
+NOTHING_TO_SERVE = (  # OVMS's message, then what to run instead
+    "Use either config_path or model_path with model_name - "
+    "nothing to serve: run `ovms-grpc --demo` for the built-in demo, "
+    "`ovms-grpc --model_path DIR --model_name NAME --port 9000` for one model, "
+    "`ovms-grpc --config_path config.json --port 9000` for many, or `ovms-grpc --help`"
+)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default where it has a meaningful one; keeps the examples' layout."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=110)
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return "N" if action.type is int else "VALUE"
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, "", argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            known = [option for action in self._actions for option in action.option_strings]
+            for word in message.split(":", 1)[1].split():
+                flag = word.split("=", 1)[0]
+                close = difflib.get_close_matches(flag, known, n=1) if flag.startswith("-") else []
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
         raise UsageError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ovms-grpc",
+        usage="ovms-grpc (--demo | --model_path DIR --model_name NAME | --config_path FILE) [options]",
         description="gRPC-first, OVMS-compatible model server for OpenVINO.",
+        epilog=EXAMPLES,
+        formatter_class=_Formatter,
         allow_abbrev=False,
     )
-    add = parser.add_argument
-    add("--version", action="store_true", help="print the server, OpenVINO versions and exit")
-    add("--demo", action="store_true", help="serve the built-in demo repository (dummy, resnet_like)")
-    add("--export", metavar="DIR", help="with --demo: write the demo repository (and config.json) to DIR and exit")
-    add("--model_path", help="model directory with numeric version folders (1/, 2/, ...)")
-    add("--model_name", help="name the model is served under")
-    add("--port", type=int, default=None, help="gRPC port (OVMS default 0 = off; --demo defaults to 9000)")
-    add("--rest_port", type=int, default=0, help="REST port: starts the REST gateway as a child process")
-    add("--rest_bind_address", default="0.0.0.0", help="address the REST gateway listens on")
-    add(
-        "--rest_workers",
-        type=int,
-        help="accepted for OVMS compatibility (2..10000); the gateway is one asyncio process",
+    serve = parser.add_argument_group("what to serve")
+    serve.add_argument(
+        "--demo", action="store_true", help="serve the built-in demo repository (dummy, resnet_like, llm)"
     )
-    add("--allowed_origins", default="*", help="CORS: allowed origins on the REST port")
-    add("--allowed_methods", default="*", help="CORS: allowed methods on the REST port")
-    add("--allowed_headers", default="*", help="CORS: allowed headers on the REST port")
-    add("--allow_credentials", action="store_true", help="CORS: allow credentials on the REST port")
-    add("--rest_max_request_bytes", type=int, default=1024**3, help="largest REST request body (413 past it)")
-    add("--grpc_bind_address", default="0.0.0.0", help="comma-separated addresses for the gRPC server")
-    add("--grpc_workers", type=int, default=1, help="gRPC workers, 1..CPU count")
-    add(
-        "--grpc_channel_arguments",
-        default="",
-        help="k=v[,k=v] gRPC server options, e.g. grpc.max_receive_message_length=N",
+    serve.add_argument(
+        "--export", metavar="DIR", help="with --demo: write the demo repository and its config.json to DIR"
     )
-    add("--config_path", help="OVMS config.json with model_config_list (exclusive with the model flags)")
-    add("--file_system_poll_wait_seconds", type=int, default=1, help="config.json/version poll interval; 0 = off")
-    add("--cache_dir", default="", help="OpenVINO compiled-model cache directory")
-    add(
-        "--metrics_enable", action="store_true", help="collect Prometheus metrics (served at /metrics on the REST port)"
+    serve.add_argument("--model_path", metavar="DIR", help="model folder with numeric version folders (1/, 2/, ...)")
+    serve.add_argument("--model_name", metavar="NAME", help="name the model is served under")
+    serve.add_argument("--config_path", metavar="FILE", help="OVMS config.json (exclusive with the model flags)")
+    serve.add_argument(
+        "--file_system_poll_wait_seconds", type=int, default=1, help="config.json and version folders recheck; 0 = off"
     )
-    add("--metrics_list", help="comma-separated metric families to enable (default: OVMS's default set)")
-    add("--max_queued_requests", type=int, default=1024, help="requests that may wait per model version (429 past)")
-    model = parser.add_argument_group("single model (exclusive with --config_path)")
+
+    grpc_group = parser.add_argument_group("gRPC")
+    grpc_group.add_argument(
+        "--port", type=int, default=None, help="gRPC port (0 = off, as in OVMS; --demo defaults to 9000)"
+    )
+    grpc_group.add_argument(
+        "--grpc_bind_address", default="0.0.0.0", metavar="ADDR[,ADDR]", help="comma-separated addresses to listen on"
+    )
+    grpc_group.add_argument("--grpc_workers", type=int, default=1, help="gRPC workers, 1..CPU count")
+    grpc_group.add_argument(
+        "--grpc_channel_arguments", default="", metavar="K=V,...",
+        help="gRPC server options, e.g. grpc.max_receive_message_length=N",
+    )  # fmt: skip
+    grpc_group.add_argument(
+        "--max_queued_requests", type=int, default=1024, help="requests that may wait per model version; 429 past it"
+    )
+
+    rest = parser.add_argument_group("REST gateway (KServe /v2, TFS /v1, OpenAI /v3)")
+    rest.add_argument("--rest_port", type=int, default=0, help="REST port: starts the REST gateway (0 = off)")
+    rest.add_argument(
+        "--rest_bind_address", default="0.0.0.0", metavar="ADDR", help="address the REST gateway listens on"
+    )
+    rest.add_argument(
+        "--rest_workers", type=int, help="accepted for OVMS compatibility (2..10000); the gateway is one process"
+    )
+    rest.add_argument("--rest_max_request_bytes", type=int, default=1024**3, help="largest body; 413 past it")
+    rest.add_argument("--allowed_origins", default="*", help="CORS: allowed origins")
+    rest.add_argument("--allowed_methods", default="*", help="CORS: allowed methods")
+    rest.add_argument("--allowed_headers", default="*", help="CORS: allowed headers")
+    rest.add_argument("--allow_credentials", action="store_true", help="CORS: allow credentials")
+
+    model = parser.add_argument_group("model options (single model; config.json has them per model)")
     model.add_argument(
-        "--target_device", help="CPU (default), GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:D(N)"
+        "--target_device", help="CPU (the default), GPU[.N], NPU, AUTO[:...], HETERO:..., MULTI:..., BATCH:D(N)"
     )
-    model.add_argument(
-        "--plugin_config", help='JSON object of OpenVINO properties, e.g. {"PERFORMANCE_HINT":"LATENCY"}'
-    )
+    model.add_argument("--plugin_config", help='OpenVINO properties as JSON, e.g. {"PERFORMANCE_HINT":"LATENCY"}')
     model.add_argument("--nireq", type=int, help="infer requests per model version (0 = OpenVINO's optimal number)")
-    model.add_argument("--model_version_policy", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}}')
-    model.add_argument("--batch_size", help='batch size (first dimension of every input) or "auto"')
+    model.add_argument(
+        "--model_version_policy", help='JSON, e.g. {"latest":{"num_versions":2}} or {"all":{}} (default: latest 1)'
+    )
+    model.add_argument("--batch_size", help='first dimension of every input, or "auto"')
     model.add_argument("--shape", help='"auto", "(1,3,224,224)" with -1 or lo:hi dims, or {"input": "(...)"}')
+    model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
+    model.add_argument("--cache_dir", default="", help="OpenVINO compiled-model cache directory")
+
     genai = parser.add_argument_group("generative models (with --model_path and --model_name)")
     genai.add_argument("--task", choices=TASKS, help="serve a generative model folder (OVMS's --task)")
     genai.add_argument("--enable_prefix_caching", choices=("true", "false"), default="true", help="reuse KV cache")
@@ -111,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     genai.add_argument("--max_allowed_chunks", type=int, default=MAX_DOCUMENTS, help="rerank: documents per request")
     genai.add_argument("--tool_parser", help=f"tool-call parser for chat output: {', '.join(TOOL_PARSERS)}")
     genai.add_argument("--reasoning_parser", help=f"reasoning parser for chat output: {', '.join(REASONING_PARSERS)}")
-    model.add_argument("--layout", help='"NHWC:NCHW" (client:model, adds a transpose), "NHWC", or {"input": "..."}')
-    add("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+
+    metrics = parser.add_argument_group("metrics (Prometheus, at /metrics on the REST port)")
+    metrics.add_argument("--metrics_enable", action="store_true", help="collect Prometheus metrics")
+    metrics.add_argument("--metrics_list", help="comma-separated metric families (default: OVMS's default set)")
+
     sources = parser.add_argument_group(
         "model sources and config management (no server is started, but for --source_model)"
     )
@@ -129,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument(
         "--remove_from_config", action="store_true", help="remove --model_name from --config_path and exit"
     )
+
+    other = parser.add_argument_group("logging and information")
+    other.add_argument("--log_level", default="INFO", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+    other.add_argument("--version", action="store_true", help="print the server and OpenVINO versions and exit")
     return parser
 
 
@@ -272,9 +338,13 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     _check(args.log_level in LOG_LEVELS, "log_level should be one of: " + ", ".join(LOG_LEVELS))
     cores = os.cpu_count() or 1
     _check(1 <= args.grpc_workers <= cores, f"grpc_workers count should be from 1 to CPU core count : {cores}")
+    _check(bool(args.demo or args.config_path or args.model_path or args.model_name), NOTHING_TO_SERVE)
     port = args.port if args.port is not None else (9000 if args.demo else 0)
     _check(0 <= port <= 65535 and 0 <= args.rest_port <= 65535, "port numbers must be between 0 and 65535")
-    _check(port != 0 or args.rest_port != 0, "port and rest_port cannot both be unset")
+    _check(
+        port != 0 or args.rest_port != 0,
+        "port and rest_port cannot both be unset: give --port N for gRPC and/or --rest_port N for REST",
+    )
     _check(port != args.rest_port, "port and rest_port cannot have the same values")
     if args.rest_workers is not None:
         _check(args.rest_port != 0, "rest_workers is set but rest_port is not")
@@ -305,6 +375,9 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         given = [f"--{flag}" for flag in MODEL_FLAGS if getattr(args, flag) is not None]
         _check(not given, "Model parameters in CLI are exclusive with the config file: " + ", ".join(given))
         config_path = Path(args.config_path).resolve()
+        if not config_path.is_file():
+            what = "not a regular file" if config_path.exists() else "no such file"
+            raise CannotServe(f"--config_path {args.config_path}: {what}")
     elif args.demo:
         from ovms_grpc import demo
 
@@ -318,6 +391,9 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             bool(args.model_path) and bool(args.model_name),
             "Use either config_path or model_path with model_name",
         )
+        if not Path(args.model_path).is_dir():
+            what = "is a file, not a model folder" if Path(args.model_path).exists() else "no such directory"
+            raise CannotServe(f"--model_path {args.model_path}: {what}")
         models = (model_config_from_flags(args, args.model_name, Path(args.model_path), VersionPolicy()),)
         if not args.task and (Path(args.model_path) / GRAPH_FILE).is_file():
             graph = validated("model_path", read_graph, Path(args.model_path))
@@ -344,16 +420,6 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     )
 
 
-def configure_logging(level: str) -> None:
-    python_level = "DEBUG" if level == "TRACE" else level
-    logging.basicConfig(
-        level=getattr(logging, python_level, logging.INFO),
-        format="[%(asctime)s][%(process)d][%(name)s][%(levelname)s] %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("gguf").setLevel(logging.WARNING)  # the demo's LLM builder is chatty at INFO
-
-
 def print_version() -> None:
     import openvino
 
@@ -368,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             print_version()
             return 0
         _check(args.export is None or args.demo, "--export needs --demo")
-        configure_logging(args.log_level if args.log_level in LOG_LEVELS else "INFO")
+        logs.configure(args.log_level)
         if args.export:
             from ovms_grpc import demo
 
@@ -381,12 +447,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ovms-grpc: error: {exc}", file=sys.stderr)
         return EX_USAGE
+    except CannotServe as exc:
+        print(f"ovms-grpc: error: {exc}", file=sys.stderr)
+        return 1
     from ovms_grpc.server import StartupError, serve
 
     try:
         asyncio.run(serve(config))
     except StartupError as exc:
-        log.error("%s", exc)
         print(f"ovms-grpc: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

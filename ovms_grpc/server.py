@@ -10,10 +10,9 @@ import tempfile
 import grpc
 import openvino as ov
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ovms_grpc.config import ConfigError
-from ovms_grpc.gateway_process import GatewaySupervisor
+from ovms_grpc.gateway_process import GatewayStartError, GatewaySupervisor
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
 from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
@@ -24,8 +23,10 @@ from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2 as tfs_
 from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2_grpc as tfs_model_grpc
 from ovms_grpc.genproto.tensorflow_serving.apis import prediction_service_pb2 as tfs_predict_pb
 from ovms_grpc.genproto.tensorflow_serving.apis import prediction_service_pb2_grpc as tfs_predict_grpc
+from ovms_grpc.listen import bind_error
 from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.manager import ModelManager
+from ovms_grpc.reflection import enable_server_reflection
 from ovms_grpc.reloader import ConfigReloader
 from ovms_grpc.services.admin import AdminServicer
 from ovms_grpc.services.generation import GenerationServicer
@@ -64,14 +65,13 @@ class ModelServer:
         self._server = grpc.aio.server(options=config.grpc_options())
         self._poller: asyncio.Task | None = None
         kserve_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(self.manager), self._server)
-        admin_grpc.add_AdminServiceServicer_to_server(AdminServicer(self.manager, self.reloader), self._server)
+        admin = AdminServicer(self.manager, self.reloader, lambda: self.gateway.state if self.gateway else "")
+        admin_grpc.add_AdminServiceServicer_to_server(admin, self._server)
         tfs_predict_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(self.manager), self._server)
         tfs_model_grpc.add_ModelServiceServicer_to_server(ModelServicer(self.manager, self.reloader), self._server)
         generation_grpc.add_GenerationServiceServicer_to_server(GenerationServicer(self.manager), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
+        enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME), self._server)
         self.ports: list[int] = []
         self.gateway: GatewaySupervisor | None = None
         self._socket_dir: tempfile.TemporaryDirectory | None = None
@@ -82,14 +82,28 @@ class ModelServer:
         except RuntimeError as exc:
             raise StartupError(f"cannot listen on {target}: {exc}") from exc
 
+    def _check_ports(self) -> None:
+        """Fail before binding anything when a port is taken: one line naming the cause."""
+        wanted = [(address, self.config.port) for address in self.config.bind_addresses] if self._grpc_port else []
+        if self.config.gateway:
+            wanted.append((self.config.gateway.bind_address, self.config.gateway.port))
+        for host, port in wanted:
+            reason = bind_error(host, port)
+            if reason:
+                raise StartupError(reason)
+
+    @property
+    def _grpc_port(self) -> bool:
+        return bool(self.config.port or not self.config.gateway)
+
     async def start(self) -> None:
         """Listen at once (health says NOT_SERVING), start the gateway, then load every model."""
+        self._check_ports()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.config.port or not self.config.gateway:
+        if self._grpc_port:
             for address in self.config.bind_addresses:
                 host = f"[{address}]" if ":" in address else address
                 self.ports.append(self._listen(f"{host}:{self.config.port}"))
-            log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
         gateway_target = ""
         if self.config.gateway:
             # The gateway always talks to the server over a private Unix socket: cheaper than TCP on
@@ -98,20 +112,28 @@ class ModelServer:
             gateway_target = f"unix:{self._socket_dir.name}/grpc.sock"
             self._listen(gateway_target)
         await self._server.start()
+        if self.ports:
+            log.info("gRPC server listening on port %s", ", ".join(str(p) for p in sorted(set(self.ports))))
         if self.config.gateway:
             self.gateway = GatewaySupervisor(self.config.gateway, gateway_target)
-            self.gateway.start()
+            try:
+                await self.gateway.start()
+            except GatewayStartError as exc:
+                await self.stop(grace=0)
+                raise StartupError(f"REST gateway: {exc}") from exc
+        # A start-up that exits on a failed model reports it itself, as its one line.
+        self.manager.report_failures = not self.config.exit_on_load_failure
         try:
             await self.reloader.start()
         except ConfigError as exc:
             await self.stop(grace=0)
             raise StartupError(str(exc)) from exc
+        finally:
+            self.manager.report_failures = True
         errors = self.manager.load_errors()
         if errors and self.config.exit_on_load_failure:
             await self.stop(grace=0)
             raise StartupError("; ".join(errors))
-        for error in errors:
-            log.error("%s", error)
         self._poller = asyncio.create_task(self.reloader.poll_forever())
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log.info("server is ready")

@@ -16,6 +16,7 @@ import argparse
 import filecmp
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -61,6 +62,8 @@ def generate(out: Path) -> None:
     out.mkdir(parents=True)
     well_known = Path(protoc.__file__).parent / "_proto"
     args = [
+        sys.executable,
+        "-m",
         "grpc_tools.protoc",
         f"-I{THIRD_PARTY}",
         f"-I{PROTO}",
@@ -71,8 +74,10 @@ def generate(out: Path) -> None:
         f"--mypy_grpc_out={out}",
         *[name for _, name in sources],
     ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+    # A subprocess, so the mypy plugins' "Writing mypy to ..." line per file stays out of the output.
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"protoc failed:\n{result.stdout}{result.stderr}")
     packages = top_level_packages(sources)
     for generated in sorted(out.rglob("*.py*")):
         rewrite_imports(generated, packages)

@@ -116,17 +116,29 @@ class ModelVersion:
 class ModelEntry:
     """A configured model and the versions it has (retired ones stay, in state END)."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, report: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self._report = report or log.error
         self.versions: dict[int, ModelVersion] = {}
-        self.error = ""
-        """Why the model (not one version) cannot be served as configured, e.g. an unreadable base path."""
+        self._error = ""
         self.retired = False
         """True once the model was removed from the configuration (its versions end in END)."""
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def error(self) -> str:
+        """Why the model (not one version) cannot be served as configured, e.g. an unreadable base path."""
+        return self._error
+
+    @error.setter
+    def error(self, reason: str) -> None:
+        # Logged when it changes, not at every poll: a missing base path would otherwise log once a second.
+        if reason and reason != self._error:
+            self._report(f'model "{self.name}": {reason}')
+        self._error = reason
 
     def available(self) -> list[int]:
         return sorted(v for v, mv in self.versions.items() if mv.state == VersionState.AVAILABLE)
@@ -162,6 +174,12 @@ class ModelManager:
         """Set once the first load attempt of every configured model has finished."""
         self.config_error = ""
         """Why the last configuration change was refused (the previous one keeps serving)."""
+        self.report_failures = True
+        """Log load failures; off while a start-up that exits on failure reports them itself (one line)."""
+
+    def _report(self, message: str) -> None:
+        if self.report_failures:
+            log.error("%s", message)
 
     @property
     def entries(self) -> dict[str, ModelEntry]:
@@ -179,7 +197,7 @@ class ModelManager:
             for config in configs:
                 entry = self._entries.get(config.name)
                 if entry is None:
-                    entry = self._entries[config.name] = ModelEntry(config)
+                    entry = self._entries[config.name] = ModelEntry(config, self._report)
                     work.append(self._sync_versions(entry))
                 elif entry.config != config or entry.retired:
                     work.append(self._reconfigure(entry, config))
@@ -214,12 +232,9 @@ class ModelManager:
             found = await self.run_blocking(list_versions, entry.config.base_path)
         except ServingError as exc:
             entry.error = exc.details
-            log.error('model "%s": %s', entry.name, entry.error)
             return None
         selected = entry.config.version_policy.select(found)
         entry.error = "" if selected else f"no version folder in {entry.config.base_path} matches the version policy"
-        if entry.error:
-            log.error('model "%s": %s', entry.name, entry.error)
         return selected
 
     async def _sync_versions(self, entry: ModelEntry) -> bool:
@@ -337,7 +352,7 @@ class ModelManager:
             try:
                 record.generator = await self._start_generator(entry)
             except ServingError as exc:
-                log.error('model "%s" failed to load: %s', entry.name, exc.details)
+                self._report(f'model "{entry.name}" failed to load: {exc.details}')
                 record.set_state(VersionState.LOADING, "UNKNOWN", exc.details)
                 return
             record.set_state(VersionState.AVAILABLE)
@@ -349,7 +364,7 @@ class ModelManager:
             if not isinstance(exc, ServingError):
                 log.exception('model "%s" version %d failed to load', entry.name, record.version)
             else:
-                log.error('model "%s" version %d failed to load: %s', entry.name, record.version, details)
+                self._report(f'model "{entry.name}" version {record.version} failed to load: {details}')
             record.set_state(VersionState.LOADING, "UNKNOWN", details)
             return
         record.servable = servable
@@ -371,7 +386,6 @@ class ModelManager:
         except Exception as exc:
             details = exc.details if isinstance(exc, ServingError) else str(exc)
             entry.error = f"version {record.version} keeps its previous configuration: {details}"
-            log.error('model "%s": %s', entry.name, entry.error)
             return
         previous, record.servable = record.servable, servable
         log.info('model "%s" version %d now serves its new configuration', entry.name, record.version)

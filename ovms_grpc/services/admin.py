@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 
 from ovms_grpc.errors import ServingError
@@ -31,23 +33,28 @@ def model_status(entry: ModelEntry) -> pb.ModelStatus:
     return status
 
 
-def server_status(manager: ModelManager, model_name: str = "") -> pb.GetServerStatusResponse:
+def server_status(manager: ModelManager, model_name: str = "", rest_gateway: str = "") -> pb.GetServerStatusResponse:
     names = [model_name] if model_name else sorted(manager.entries)
     return pb.GetServerStatusResponse(
-        models={name: model_status(manager.entry(name)) for name in names}, config_error=manager.config_error
+        models={name: model_status(manager.entry(name)) for name in names},
+        config_error=manager.config_error,
+        rest_gateway=rest_gateway,
     )
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
-    def __init__(self, manager: ModelManager, reloader: ConfigReloader) -> None:
+    def __init__(
+        self, manager: ModelManager, reloader: ConfigReloader, rest_gateway: Callable[[], str] = lambda: ""
+    ) -> None:
         self._manager = manager
         self._reloader = reloader
+        self._rest_gateway = rest_gateway
 
     @unary
     async def GetServerStatus(
         self, request: pb.GetServerStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetServerStatusResponse:
-        return server_status(self._manager, request.model_name)
+        return server_status(self._manager, request.model_name, self._rest_gateway())
 
     @unary
     async def ReloadConfig(
@@ -56,7 +63,9 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         result = await self._reloader.reload()
         if result.error:
             raise ServingError(result.error, kind_name="JSON_INVALID")
-        return pb.ReloadConfigResponse(reloaded=result.changed, status=server_status(self._manager))
+        return pb.ReloadConfigResponse(
+            reloaded=result.changed, status=server_status(self._manager, rest_gateway=self._rest_gateway())
+        )
 
     @unary
     async def GetMetrics(

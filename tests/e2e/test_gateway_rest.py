@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -317,3 +318,45 @@ def test_full_queue_is_429(server_factory, demo_repo: Path) -> None:
 
     codes = [answer.status_code for answer in asyncio.run(burst())]
     assert set(codes) <= {200, 429} and 200 in codes and 429 in codes, codes
+
+
+def test_status_says_when_the_gateway_is_down_until_it_serves_again(server_factory, dummy_repo: Path) -> None:
+    """A gateway that dies and cannot get its port back is reported down, then serving once it can."""
+    from tests.e2e.kserve_client import Client
+
+    server = server_factory("--model_path", str(dummy_repo), "--model_name", "dummy", rest=True)
+    client = Client(server.address)
+    assert client.status().rest_gateway == f"serving on port {server.rest_port}"
+    holder = None
+    for _ in range(5):  # the test races the restart (0.2 s later) for the freed port; retry if it loses
+        (pid,) = subprocess.run(
+            ["pgrep", "-P", str(server.process.pid), "-f", "gateway"], capture_output=True, text=True
+        ).stdout.split()
+        subprocess.run(["kill", "-9", pid], check=True)
+        deadline = time.monotonic() + 5
+        while holder is None and time.monotonic() < deadline:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the gateway: TIME_WAIT is no obstacle
+            try:
+                sock.bind(("0.0.0.0", server.rest_port))
+                sock.listen()
+                holder = sock
+            except OSError:
+                sock.close()
+                time.sleep(0.01)
+        if holder is not None and subprocess.run(["ps", "-p", pid], capture_output=True).returncode != 0:
+            break
+    assert holder is not None
+    try:
+        deadline = time.monotonic() + 30
+        while "address already in use" not in client.status().rest_gateway and time.monotonic() < deadline:
+            time.sleep(0.05)
+        state = client.status().rest_gateway
+        assert state.startswith("down: cannot listen on") and "address already in use; restart" in state, state
+    finally:
+        holder.close()
+    deadline = time.monotonic() + 30
+    while not rest_ready(server.rest_url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.status().rest_gateway == f"serving on port {server.rest_port}"
+    assert httpx.post(f"{server.rest_url}/v2/models/dummy/infer", json=infer_body(ROW), timeout=10).status_code == 200

@@ -142,3 +142,27 @@ def test_reload_rpc_applies_changes_when_polling_is_off(server_factory, tmp_path
         assert client.infer("c", {"b": ONES})["a"][0, 0] == 6
     finally:
         client.close()
+
+
+def test_a_missing_base_path_is_logged_once_until_its_reason_changes(
+    server_factory, dummy_repo: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    missing = tmp_path / "not-yet"
+    write_entries(
+        config, [{"name": "dummy", "base_path": str(dummy_repo)}, {"name": "later", "base_path": str(missing)}]
+    )
+    server = server_factory("--config_path", str(config), "--file_system_poll_wait_seconds", "0")
+    client = Client(server.address)
+    for _ in range(3):  # each reload rechecks every base path, as a poll does
+        client.reload()
+    assert client.status("later").models["later"].error
+    assert server.log.count(f'model "later": model path {missing}') == 1, server.log
+    shutil.copytree(dummy_repo, missing)
+    client.reload()
+    assert client.states("later") == {2: "AVAILABLE"}
+    shutil.rmtree(missing)
+    client.reload()
+    client.reload()
+    # Logged again after it recovered and failed anew, and still only once for the new failure.
+    assert server.log.count(f'model "later": model path {missing}') == 2, server.log

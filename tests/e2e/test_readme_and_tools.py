@@ -1,65 +1,183 @@
-"""README's examples work as pasted (against a demo server), with the real grpcurl and grpc-health-probe."""
+"""README's examples work as pasted, in order, against the server its command 1 starts; grpcurl and
+grpc-health-probe report errors and health as they should."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.server_process import REPO, ServerProcess
+from tests.server_process import REPO, SERVING, ServerProcess, free_port, health_status, rest_ready
 from tests.tooling import tool_path
 
-
-def readme_block(name: str) -> str:
-    text = (REPO / "README.md").read_text()
-    match = re.search(rf"<!-- example: {name} -->\n```\w+\n(.*?)```", text, re.S)
-    assert match, f"README has no example block {name!r}"
-    return match.group(1)
+EXAMPLE = re.compile(r"<!-- example: ([\w-]+) -->\n```(\w+)\n(.*?)```", re.S)
 
 
-@pytest.fixture(scope="module")
-def demo_server(server_factory) -> ServerProcess:
-    return server_factory("--demo")
+def readme_examples() -> list[tuple[str, str, str]]:
+    """(name, language, code) of every marked README example, in README order."""
+    return EXAMPLE.findall((REPO / "README.md").read_text())
 
 
-def test_readme_tritonclient_example(demo_server: ServerProcess) -> None:
-    code = readme_block("tritonclient").replace("localhost:9000", demo_server.address)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def json_documents(text: str) -> list[Any]:
+    """Every JSON object in ``text`` (curl prints bodies back to back, grpcurl one per call)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (at := text.find("{", at)) >= 0:
+        try:
+            document, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            at += 1
+            continue
+        found.append(document)
+        at = end
+    return found
+
+
+class Readme:
+    """The README's examples run as pasted, with its ports and export folder moved to free ones."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.ports = {"9000": str(free_port()), "8000": str(free_port()), "9001": str(free_port())}
+        self.tmp = tmp
+        # The console scripts (ovms-grpc) of the Python running the tests, as a venv would provide them.
+        self.env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def localize(self, code: str) -> str:
+        code = re.sub(r"\b(9000|8000|9001)\b", lambda m: self.ports[m.group(1)], code)
+        return code.replace("/tmp/ovms-demo", str(self.tmp / "ovms-demo"))
+
+    def run(self, language: str, code: str, timeout: float = 300) -> str:
+        argv = [sys.executable, "-c", code] if language == "python" else ["bash", "-e", "-o", "pipefail", "-c", code]
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=self.env,
+            start_new_session=True,  # a block's background server goes with its group, even on failure
+        )  # fmt: skip
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        assert process.returncode == 0, f"{language} example failed ({process.returncode}):\n{code}\n{output}"
+        return output
+
+
+def check_tritonclient(output: str) -> None:
+    lines = output.splitlines()
     assert lines[0] == "True ['1', '2']"
     assert lines[1] == "[[ 2.  3.  4.  5.  6.  7.  8.  9. 10. 11.]]"
     assert lines[2] == "[[ 1.  2.  3.  4.  5.  6.  7.  8.  9. 10.]]"
 
 
-def run_readme_command(line: str, address: str) -> subprocess.CompletedProcess:
-    argv = shlex.split(line.replace("localhost:9000", address))
-    argv[0] = tool_path(argv[0].removeprefix(".tools/bin/"))
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
-
-
-def test_readme_grpcurl_examples(demo_server: ServerProcess) -> None:
-    listing, infer, probe = readme_block("grpcurl").strip().splitlines()
-    result = run_readme_command(listing, demo_server.address)
-    assert result.returncode == 0, result.stderr
-    services = result.stdout.split()
-    assert "inference.GRPCInferenceService" in services and "grpc.health.v1.Health" in services
-
-    result = run_readme_command(infer, demo_server.address)
-    assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout)
+def check_grpcurl(output: str) -> None:
+    assert "inference.GRPCInferenceService" in output.split() and "grpc.reflection.v1.ServerReflection" in output
+    (answer,) = json_documents(output)
     assert answer["model_name"] == "dummy" and answer["model_version"] == "1"
     values = np.frombuffer(base64.b64decode(answer["raw_output_contents"][0]), np.float32)
     np.testing.assert_array_equal(values, np.arange(10) + 1)
+    assert "status: SERVING" in output
 
-    result = run_readme_command(probe, demo_server.address)
-    assert result.returncode == 0 and "status: SERVING" in result.stderr, result.stdout + result.stderr
+
+def check_rest(output: str) -> None:
+    assert output.splitlines()[0] == "200"
+    metadata, infer, config = json_documents(output)
+    assert metadata["versions"] == ["1", "2"]
+    assert infer["outputs"][0]["data"] == [float(v + 1) for v in range(10)]
+    assert set(config) == {"dummy", "resnet_like", "llm"}
+
+
+def check_own_model(output: str) -> None:
+    (metadata,) = json_documents(output)
+    assert metadata["name"] == "resnet" and metadata["inputs"][0]["name"] == "input"
+    assert metadata["inputs"][0]["shape"] == ["1", "3", "224", "224"]
+
+
+def check_config(output: str) -> None:
+    status, reload = json_documents(output)
+    assert set(status["models"]) == {"resnet", "dummy"}
+    versions = status["models"]["dummy"]["model_version_status"]
+    assert [(v["version"], v["state"]) for v in versions] == [
+        ("1", "VERSION_STATE_AVAILABLE"),
+        ("2", "VERSION_STATE_AVAILABLE"),
+    ]
+    assert reload["status"]["models"].keys() == status["models"].keys()
+
+
+def check_openai(output: str) -> None:
+    lines = output.splitlines()
+    assert lines[0] == "length 16"
+    assert lines[1] and lines[1].isascii()
+
+
+def check_generation_grpcurl(output: str) -> None:
+    chunks = json_documents(output)
+    assert chunks and chunks[-1]["usage"]["completion_tokens"] == 8
+
+
+CHECKS: dict[str, Callable[[str], None] | None] = {
+    "client-packages": None,  # pip reports what it installed; the next examples use it
+    "tritonclient": check_tritonclient,
+    "tools": None,
+    "grpcurl": check_grpcurl,
+    "rest": check_rest,
+    "own-model": check_own_model,
+    "config": check_config,
+    "openai": check_openai,
+    "generation-grpcurl": check_generation_grpcurl,
+}
+
+
+def test_readme_from_top_to_bottom(tmp_path: Path) -> None:
+    """Command 1 starts the server; every example then runs in README order against it, as pasted."""
+    examples = readme_examples()
+    assert examples[0][0] == "setup"
+    assert [name for name, _, _ in examples[1:]] == list(CHECKS), "a new README example needs a check here"
+    readme = Readme(tmp_path)
+    setup = examples[0][2].splitlines()
+    command_1 = next(line for line in setup if line.startswith("python3 -m venv"))
+    serve = readme.localize(command_1.split("&&")[-1].strip())
+    assert serve.startswith("ovms-grpc --demo")
+    command_2 = next(line for line in setup if "scripts/test" in line)
+    assert command_2.split("&&")[-1].strip() == "scripts/test"  # what .ci/run runs after its install
+    server = subprocess.Popen(
+        shlex.split(serve), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path, env=readme.env
+    )
+    try:
+        grpc_address, rest_url = f"127.0.0.1:{readme.ports['9000']}", f"http://127.0.0.1:{readme.ports['8000']}"
+        deadline = time.monotonic() + 180
+        while not (health_status(grpc_address, timeout=1.0) == SERVING and rest_ready(rest_url)):
+            assert server.poll() is None, "command 1's server exited"
+            assert time.monotonic() < deadline, "command 1's server did not become ready"
+            time.sleep(0.2)
+        for name, language, code in examples[1:]:
+            output = readme.run(language, readme.localize(code))
+            check = CHECKS[name]
+            if check is not None:
+                check(output)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def demo_server(server_factory) -> ServerProcess:
+    return server_factory("--demo")
 
 
 def test_grpcurl_reports_errors_with_ovms_codes(demo_server: ServerProcess) -> None:
@@ -79,27 +197,21 @@ def test_health_probe_fails_for_unknown_service(demo_server: ServerProcess) -> N
     assert "NotFound" in result.stderr or "NOT_FOUND" in result.stderr.upper()
 
 
-def test_readme_rest_example(server_factory) -> None:
-    server = server_factory("--demo", rest=True)
-    lines = readme_block("rest").replace("\\\n", " ").strip().splitlines()
-    assert lines[0].startswith("ovms-grpc --demo --port 9000 --rest_port 8000")
-    outputs = []
-    for line in lines[1:]:
-        argv = shlex.split(line.replace("localhost:8000", server.rest_url.removeprefix("http://")))
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        outputs.append(result.stdout)
-    assert outputs[0].strip() == "200"
-    assert json.loads(outputs[1])["versions"] == ["1", "2"]
-    assert json.loads(outputs[2])["outputs"][0]["data"] == [float(v + 1) for v in range(10)]
-    assert set(json.loads(outputs[3])) == {"dummy", "resnet_like", "llm"}
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_is_served_as_v1_and_v1alpha(demo_server: ServerProcess, version: str) -> None:
+    import grpc
+    from grpc_reflection.v1alpha import reflection_pb2 as pb  # v1 has the same messages and field numbers
 
-
-def test_readme_openai_example(server_factory) -> None:
-    server = server_factory("--demo", rest=True)
-    code = readme_block("openai").replace("127.0.0.1:8000", server.rest_url.removeprefix("http://"))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "length 16"
-    assert lines[1] and lines[1].isascii()
+    with grpc.insecure_channel(demo_server.address) as channel:
+        call = channel.stream_stream(
+            f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+            request_serializer=pb.ServerReflectionRequest.SerializeToString,
+            response_deserializer=pb.ServerReflectionResponse.FromString,
+        )
+        requests = [pb.ServerReflectionRequest(list_services=""),
+                    pb.ServerReflectionRequest(file_containing_symbol="inference.GRPCInferenceService")]  # fmt: skip
+        listing, described = list(call(iter(requests), timeout=30))
+    names = {service.name for service in listing.list_services_response.service}
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection",
+            "inference.GRPCInferenceService", "ovms.generation.v1.GenerationService"} <= names  # fmt: skip
+    assert described.file_descriptor_response.file_descriptor_proto

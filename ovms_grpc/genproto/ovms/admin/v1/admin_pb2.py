@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ovms/admin/v1/admin.proto\x12\rovms.admin.v1\",\n\x16GetServerStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xbe\x01\n\x17GetServerStatusResponse\x12\x42\n\x06models\x18\x01 \x03(\x0b\x32\x32.ovms.admin.v1.GetServerStatusResponse.ModelsEntry\x12\x14\n\x0c\x63onfig_error\x18\x02 \x01(\t\x1aI\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.ovms.admin.v1.ModelStatus:\x02\x38\x01\"t\n\x0bModelStatus\x12?\n\x14model_version_status\x18\x01 \x03(\x0b\x32!.ovms.admin.v1.ModelVersionStatus\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x15\n\rtarget_device\x18\x03 \x01(\t\"\x94\x02\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.ovms.admin.v1.VersionState\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x45\n\nproperties\x18\x05 \x03(\x0b\x32\x31.ovms.admin.v1.ModelVersionStatus.PropertiesEntry\x12\r\n\x05nireq\x18\x06 \x01(\x05\x12\r\n\x05notes\x18\x07 \x03(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x15\n\x13ReloadConfigRequest\"`\n\x14ReloadConfigResponse\x12\x10\n\x08reloaded\x18\x01 \x01(\x08\x12\x36\n\x06status\x18\x02 \x01(\x0b\x32&.ovms.admin.v1.GetServerStatusResponse\"\x13\n\x11GetMetricsRequest\"\"\n\x12GetMetricsResponse\x12\x0c\n\x04text\x18\x01 \x01(\t*\xb2\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13VERSION_STATE_START\x10\n\x12\x19\n\x15VERSION_STATE_LOADING\x10\x14\x12\x1b\n\x17VERSION_STATE_AVAILABLE\x10\x1e\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10(\x12\x15\n\x11VERSION_STATE_END\x10\x32\x32\x9c\x02\n\x0c\x41\x64minService\x12`\n\x0fGetServerStatus\x12%.ovms.admin.v1.GetServerStatusRequest\x1a&.ovms.admin.v1.GetServerStatusResponse\x12W\n\x0cReloadConfig\x12\".ovms.admin.v1.ReloadConfigRequest\x1a#.ovms.admin.v1.ReloadConfigResponse\x12Q\n\nGetMetrics\x12 .ovms.admin.v1.GetMetricsRequest\x1a!.ovms.admin.v1.GetMetricsResponseB]\n\x14io.ovmsgrpc.admin.v1P\x01ZCgithub.com/ovms-grpc/ovms-grpc/clients/go/gen/ovms/admin/v1;adminv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ovms/admin/v1/admin.proto\x12\rovms.admin.v1\",\n\x16GetServerStatusRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\"\xd4\x01\n\x17GetServerStatusResponse\x12\x42\n\x06models\x18\x01 \x03(\x0b\x32\x32.ovms.admin.v1.GetServerStatusResponse.ModelsEntry\x12\x14\n\x0c\x63onfig_error\x18\x02 \x01(\t\x12\x14\n\x0crest_gateway\x18\x03 \x01(\t\x1aI\n\x0bModelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.ovms.admin.v1.ModelStatus:\x02\x38\x01\"t\n\x0bModelStatus\x12?\n\x14model_version_status\x18\x01 \x03(\x0b\x32!.ovms.admin.v1.ModelVersionStatus\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x15\n\rtarget_device\x18\x03 \x01(\t\"\x94\x02\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.ovms.admin.v1.VersionState\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x45\n\nproperties\x18\x05 \x03(\x0b\x32\x31.ovms.admin.v1.ModelVersionStatus.PropertiesEntry\x12\r\n\x05nireq\x18\x06 \x01(\x05\x12\r\n\x05notes\x18\x07 \x03(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x15\n\x13ReloadConfigRequest\"`\n\x14ReloadConfigResponse\x12\x10\n\x08reloaded\x18\x01 \x01(\x08\x12\x36\n\x06status\x18\x02 \x01(\x0b\x32&.ovms.admin.v1.GetServerStatusResponse\"\x13\n\x11GetMetricsRequest\"\"\n\x12GetMetricsResponse\x12\x0c\n\x04text\x18\x01 \x01(\t*\xb2\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13VERSION_STATE_START\x10\n\x12\x19\n\x15VERSION_STATE_LOADING\x10\x14\x12\x1b\n\x17VERSION_STATE_AVAILABLE\x10\x1e\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10(\x12\x15\n\x11VERSION_STATE_END\x10\x32\x32\x9c\x02\n\x0c\x41\x64minService\x12`\n\x0fGetServerStatus\x12%.ovms.admin.v1.GetServerStatusRequest\x1a&.ovms.admin.v1.GetServerStatusResponse\x12W\n\x0cReloadConfig\x12\".ovms.admin.v1.ReloadConfigRequest\x1a#.ovms.admin.v1.ReloadConfigResponse\x12Q\n\nGetMetrics\x12 .ovms.admin.v1.GetMetricsRequest\x1a!.ovms.admin.v1.GetMetricsResponseB]\n\x14io.ovmsgrpc.admin.v1P\x01ZCgithub.com/ovms-grpc/ovms-grpc/clients/go/gen/ovms/admin/v1;adminv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,28 +37,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSERVERSTATUSRESPONSE_MODELSENTRY']._serialized_options = b'8\001'
   _globals['_MODELVERSIONSTATUS_PROPERTIESENTRY']._loaded_options = None
   _globals['_MODELVERSIONSTATUS_PROPERTIESENTRY']._serialized_options = b'8\001'
-  _globals['_VERSIONSTATE']._serialized_start=859
-  _globals['_VERSIONSTATE']._serialized_end=1037
+  _globals['_VERSIONSTATE']._serialized_start=881
+  _globals['_VERSIONSTATE']._serialized_end=1059
   _globals['_GETSERVERSTATUSREQUEST']._serialized_start=44
   _globals['_GETSERVERSTATUSREQUEST']._serialized_end=88
   _globals['_GETSERVERSTATUSRESPONSE']._serialized_start=91
-  _globals['_GETSERVERSTATUSRESPONSE']._serialized_end=281
-  _globals['_GETSERVERSTATUSRESPONSE_MODELSENTRY']._serialized_start=208
-  _globals['_GETSERVERSTATUSRESPONSE_MODELSENTRY']._serialized_end=281
-  _globals['_MODELSTATUS']._serialized_start=283
-  _globals['_MODELSTATUS']._serialized_end=399
-  _globals['_MODELVERSIONSTATUS']._serialized_start=402
-  _globals['_MODELVERSIONSTATUS']._serialized_end=678
-  _globals['_MODELVERSIONSTATUS_PROPERTIESENTRY']._serialized_start=629
-  _globals['_MODELVERSIONSTATUS_PROPERTIESENTRY']._serialized_end=678
-  _globals['_RELOADCONFIGREQUEST']._serialized_start=680
-  _globals['_RELOADCONFIGREQUEST']._serialized_end=701
-  _globals['_RELOADCONFIGRESPONSE']._serialized_start=703
-  _globals['_RELOADCONFIGRESPONSE']._serialized_end=799
-  _globals['_GETMETRICSREQUEST']._serialized_start=801
-  _globals['_GETMETRICSREQUEST']._serialized_end=820
-  _globals['_GETMETRICSRESPONSE']._serialized_start=822
-  _globals['_GETMETRICSRESPONSE']._serialized_end=856
-  _globals['_ADMINSERVICE']._serialized_start=1040
-  _globals['_ADMINSERVICE']._serialized_end=1324
+  _globals['_GETSERVERSTATUSRESPONSE']._serialized_end=303
+  _globals['_GETSERVERSTATUSRESPONSE_MODELSENTRY']._serialized_start=230
+  _globals['_GETSERVERSTATUSRESPONSE_MODELSENTRY']._serialized_end=303
+  _globals['_MODELSTATUS']._serialized_start=305
+  _globals['_MODELSTATUS']._serialized_end=421
+  _globals['_MODELVERSIONSTATUS']._serialized_start=424
+  _globals['_MODELVERSIONSTATUS']._serialized_end=700
+  _globals['_MODELVERSIONSTATUS_PROPERTIESENTRY']._serialized_start=651
+  _globals['_MODELVERSIONSTATUS_PROPERTIESENTRY']._serialized_end=700
+  _globals['_RELOADCONFIGREQUEST']._serialized_start=702
+  _globals['_RELOADCONFIGREQUEST']._serialized_end=723
+  _globals['_RELOADCONFIGRESPONSE']._serialized_start=725
+  _globals['_RELOADCONFIGRESPONSE']._serialized_end=821
+  _globals['_GETMETRICSREQUEST']._serialized_start=823
+  _globals['_GETMETRICSREQUEST']._serialized_end=842
+  _globals['_GETMETRICSRESPONSE']._serialized_start=844
+  _globals['_GETMETRICSRESPONSE']._serialized_end=878
+  _globals['_ADMINSERVICE']._serialized_start=1062
+  _globals['_ADMINSERVICE']._serialized_end=1346
 # @@protoc_insertion_point(module_scope)

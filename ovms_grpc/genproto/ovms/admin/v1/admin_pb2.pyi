@@ -93,8 +93,13 @@ class GetServerStatusResponse(_message.Message):
 
     MODELS_FIELD_NUMBER: _builtins.int
     CONFIG_ERROR_FIELD_NUMBER: _builtins.int
+    REST_GATEWAY_FIELD_NUMBER: _builtins.int
     config_error: _builtins.str
     """Why the last configuration change was refused; empty when it applied."""
+    rest_gateway: _builtins.str
+    """The REST gateway child (--rest_port): "serving on port N", or "down: <why>" while it is
+    being restarted; empty when the server runs no gateway.
+    """
     @_builtins.property
     def models(self) -> _containers.MessageMap[_builtins.str, Global___ModelStatus]:
         """Keyed by model name."""
@@ -104,10 +109,11 @@ class GetServerStatusResponse(_message.Message):
         *,
         models: _abc.Mapping[_builtins.str, Global___ModelStatus] | None = ...,
         config_error: _builtins.str = ...,
+        rest_gateway: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_error", b"config_error", "models", b"models"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_error", b"config_error", "models", b"models", "rest_gateway", b"rest_gateway"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
