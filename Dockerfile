@@ -16,6 +16,7 @@ COPY pyproject.toml README.md ./
 COPY ovms_grpc ./ovms_grpc
 COPY gateway ./gateway
 COPY bench ./bench
+COPY clients/python ./clients/python
 RUN pip install . && ovms-grpc --help >/dev/null
 
 FROM ${PYTHON_IMAGE}

@@ -33,7 +33,7 @@ from bench import RESULTS_DIR, procs, report, servers
 from bench.http_load import CLIENTS, HttpAnswer, http_post_once, run_http_load
 from bench.kserve import MODEL_INFER, infer_once, infer_request, output_array
 from bench.load import DISTURBED_CORES, LoadResult, measure, measure_with
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 
 NAME = "gateway"
 DESCRIPTION = "REST gateway vs direct gRPC on one server: resnet_like binary infer (target >= 0.8), dummy JSON"

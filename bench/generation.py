@@ -42,8 +42,8 @@ import grpc
 from bench import REPO, RESULTS_DIR, procs, report, servers
 from bench.genai_reference import prompt_text
 from bench.load import DISTURBED_CORES
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 
 NAME = "generation"
 DESCRIPTION = "LLM tokens/s and TTFT at 1/4/8 streams: in-process openvino_genai vs gRPC Complete vs gateway SSE"

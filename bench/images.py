@@ -31,9 +31,9 @@ import numpy as np
 from bench import RESULTS_DIR, procs, report, servers
 from bench.kserve import MODEL_INFER, infer_request
 from bench.load import CHANNEL_OPTIONS, DISTURBED_CORES, LoadResult, measure
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.tensorflow.core.framework import tensor_pb2, types_pb2
-from ovms_grpc.genproto.tensorflow_serving.apis import predict_pb2
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.tensorflow.core.framework import tensor_pb2, types_pb2
+from ovms_grpc_client.genproto.tensorflow_serving.apis import predict_pb2
 
 NAME = "images"
 DESCRIPTION = "resnet_like (NHWC:NCHW) fed JPEGs vs decoded FP32 tensors over KServe and TFS; OpenCV vs Pillow decode"

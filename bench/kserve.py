@@ -6,8 +6,8 @@ import grpc
 import numpy as np
 
 from bench.load import CHANNEL_OPTIONS
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 

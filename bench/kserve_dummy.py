@@ -19,7 +19,7 @@ import numpy as np
 from bench import REPO, RESULTS_DIR, procs, report, servers
 from bench.kserve import MODEL_INFER, infer_once, infer_request, output_array
 from bench.load import DISTURBED_CORES, LoadResult, measure
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 
 NAME = "kserve_dummy"
 DESCRIPTION = "dummy over KServe gRPC ModelInfer vs a bare grpc.aio server (req/s, p50/p99), concurrency 1 and 32"

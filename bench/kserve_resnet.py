@@ -24,7 +24,7 @@ import numpy as np
 from bench import RESULTS_DIR, procs, report, servers
 from bench.kserve import MODEL_INFER, infer_once, infer_request, output_array
 from bench.load import DISTURBED_CORES, LoadResult, measure
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 
 NAME = "kserve_resnet"
 DESCRIPTION = "resnet_like served over KServe gRPC vs OpenVINO benchmark_app (FPS, same IR and settings)"

@@ -39,8 +39,8 @@ import numpy as np
 from bench import RESULTS_DIR, procs, report, servers
 from bench.kserve import MODEL_INFER, infer_request
 from bench.load import CHANNEL_OPTIONS, describe_error
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
 
 NAME = "reload"
 DESCRIPTION = "time until a new version folder / a new config.json model serves under load (poll 1 s, ReloadConfig)"

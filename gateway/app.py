@@ -19,7 +19,7 @@ from gateway.http_errors import HttpError, error_response
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
 from gateway.responses import json_response
 from gateway.upstream import Upstream
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import NoReturn
 
 from gateway.app import DEFAULT_LIMIT_BYTES, GatewayConfig, create_app
 from gateway.cors import CorsSettings
-from ovms_grpc import logs
-from ovms_grpc.listen import open_listener
+from ovms_grpc_client import logs
+from ovms_grpc_client.listen import open_listener
 
 EX_USAGE = 64
 

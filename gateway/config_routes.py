@@ -9,7 +9,7 @@ from starlette.routing import Route
 from gateway.http_errors import HttpError
 from gateway.responses import json_response
 from gateway.upstream import Upstream
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as pb
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2 as pb
 
 RELOAD_FAILED = "Reloading config file failed. Check server logs for more info."
 

@@ -1,4 +1,4 @@
-"""gRPC failures -> HTTP responses, through the server's one error table (`ovms_grpc.errors`)."""
+"""gRPC failures -> HTTP responses, through the server's one error table (`ovms_grpc_client.errors`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import grpc
 import orjson
 from starlette.responses import Response
 
-from ovms_grpc.errors import ERROR_KIND_KEY, KINDS, ServingError
+from ovms_grpc_client.errors import ERROR_KIND_KEY, KINDS, ServingError
 
 #: For statuses that carry no error kind (raised by gRPC itself, e.g. a message over the size limit).
 HTTP_STATUS_BY_GRPC_CODE = {
@@ -54,7 +54,7 @@ def error_response(status: int, message: str) -> Response:
 
 
 def from_serving_error(error: ServingError) -> HttpError:
-    """A rule checked in the gateway itself (shared with the server through ovms_grpc.tensors)."""
+    """A rule checked in the gateway itself (shared with the server through ovms_grpc_client.tensors)."""
     return HttpError(error.kind.http_status, error.message, error.kind.name)
 
 

@@ -1,7 +1,7 @@
 """KServe v2 REST (JSON, and the binary data extension) <-> KServe v2 gRPC messages.
 
 Tensor rules (value counts, datatype ranges, BYTES framing) come from
-`ovms_grpc.tensors`, the same module the server validates with, so a bad
+`ovms_grpc_client.tensors`, the same module the server validates with, so a bad
 tensor reads the same over REST and gRPC.
 """
 
@@ -13,9 +13,9 @@ import numpy as np
 import orjson
 
 from gateway.http_errors import HttpError, from_serving_error
-from ovms_grpc.errors import InvalidArgument
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.tensors import (
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.tensors import (
     KSERVE_TO_NUMPY,
     TensorSpec,
     array_from_values,

@@ -10,7 +10,7 @@ from gateway.http_errors import HttpError
 from gateway.kserve_codec import HEADER_LENGTH, encode_infer_response, metadata_json, parse_infer_request
 from gateway.responses import json_response, read_body
 from gateway.upstream import Upstream
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 
 
 def _upstream(request: Request) -> Upstream:

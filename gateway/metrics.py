@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ovms_grpc.metrics import Family
+from ovms_grpc_client.prometheus import Family
 
 
 class GatewayMetrics:

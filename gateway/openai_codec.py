@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from gateway.http_errors import HttpError
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
 
 FINISH_NAMES = {
     pb.FINISH_REASON_STOP: "stop",

@@ -33,8 +33,8 @@ from gateway.openai_codec import (
 )
 from gateway.responses import read_body
 from gateway.upstream import REST_MARKER, Upstream
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
-from ovms_grpc.services.interface import METHOD_KEY
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.metadata import METHOD_KEY
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive"}
 

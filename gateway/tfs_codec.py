@@ -13,8 +13,8 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from gateway.http_errors import HttpError
-from ovms_grpc.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from ovms_grpc.genproto.tensorflow_serving.apis import predict_pb2
+from ovms_grpc_client.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from ovms_grpc_client.genproto.tensorflow_serving.apis import predict_pb2
 
 DT = types_pb2.DataType
 DType: TypeAlias = types_pb2.DataType.ValueType

@@ -12,7 +12,7 @@ from gateway.http_errors import HttpError
 from gateway.responses import json_response, read_body
 from gateway.tfs_codec import encode_predict, parse_predict
 from gateway.upstream import Upstream
-from ovms_grpc.genproto.tensorflow_serving.apis import (
+from ovms_grpc_client.genproto.tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_pb2,

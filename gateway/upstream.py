@@ -8,15 +8,16 @@ from typing import Any, TypeVar
 import grpc
 
 from gateway.http_errors import from_rpc_error
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc
-from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2_grpc
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc
+from ovms_grpc_client.genproto.tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from ovms_grpc_client.metadata import INTERFACE_KEY
 
 T = TypeVar("T")
 
 #: Metadata that tells the server a call came through the REST gateway (metrics count it as REST).
-REST_MARKER = ("x-ovms-interface", "REST")
+REST_MARKER = (INTERFACE_KEY, "REST")
 
 
 class Upstream:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from ovms_grpc import __version__, logs
+from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
 from ovms_grpc.genai.encoders import MAX_DOCUMENTS, POOLING, EncoderOptions
@@ -30,6 +30,7 @@ from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.settings import ServerConfig
 from ovms_grpc.shapes import parse_batch_size, parse_layouts, parse_shapes
+from ovms_grpc_client import logs
 
 T = TypeVar("T")
 

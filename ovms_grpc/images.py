@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ovms_grpc.errors import InvalidArgument
-from ovms_grpc.tensors import Dim, TensorSpec, format_dims
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.tensors import Dim, TensorSpec, format_dims
 
 #: Layouts an image input may have (OVMS: NHWC, N?HWC, or none given).
 IMAGE_LAYOUTS = ("", "NHWC", "N?HWC")

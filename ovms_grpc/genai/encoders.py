@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 from ovms_grpc.metrics import GraphMetrics, Metrics
+from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 
 POOLING = ("CLS", "MEAN", "LAST")
 #: Documents scored per rerank request at most (OVMS's max_allowed_chunks default).

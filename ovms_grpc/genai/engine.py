@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ovms_grpc.errors import EngineDead, InvalidArgument, LoadFailed, Overloaded
 from ovms_grpc.genai import engine_child
+from ovms_grpc_client.errors import EngineDead, InvalidArgument, LoadFailed, Overloaded
 
 log = logging.getLogger(__name__)
 

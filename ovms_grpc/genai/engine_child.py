@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ovms_grpc.errors import last_line
 from ovms_grpc.genai.grammar import constraint_of, structured_output
+from ovms_grpc_client.errors import last_line
 
 REPLACEMENT = "\ufffd"
 

@@ -14,8 +14,8 @@ from google.protobuf import text_format
 
 from ovms_grpc.genai.encoders import EncoderOptions
 from ovms_grpc.genai.servable import GenaiOptions
-from ovms_grpc.genproto.mediapipe.calculators import ovms_options_pb2 as options_pb
-from ovms_grpc.genproto.mediapipe.framework import calculator_graph_pb2 as graph_pb
+from ovms_grpc_client.genproto.mediapipe.calculators import ovms_options_pb2 as options_pb
+from ovms_grpc_client.genproto.mediapipe.framework import calculator_graph_pb2 as graph_pb
 
 GRAPH_FILE = "graph.pbtxt"
 

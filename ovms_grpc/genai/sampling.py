@@ -8,8 +8,8 @@ from typing import Any
 import jsonschema
 from google.protobuf import json_format
 
-from ovms_grpc.errors import InvalidArgument
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
 
 MAX_STOP_WORDS = 4
 

@@ -22,9 +22,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 from ovms_grpc.genai.engine import Admitted, Delta
 from ovms_grpc.genai.engine_child import context_length, generation_config, text_delta
+from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 import openvino as ov
 
 from ovms_grpc.devices import normalize_plugin_config, requires_static_shapes
-from ovms_grpc.errors import LoadFailed, last_line
 from ovms_grpc.shapes import Layouts, Shapes, apply_settings, is_auto
+from ovms_grpc_client.errors import LoadFailed, last_line
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,6 @@ from typing import Any, TypeVar
 
 import openvino as ov
 
-from ovms_grpc.errors import (
-    EngineDead,
-    InvalidArgument,
-    ModelNotFound,
-    ModelNotReady,
-    ServingError,
-    VersionNotFound,
-)
 from ovms_grpc.genai.encoders import EncoderOptions, EncoderServable
 from ovms_grpc.genai.servable import GenaiOptions, GenerativeServable
 from ovms_grpc.metrics import Metrics
@@ -36,7 +28,15 @@ from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.models.repository import list_versions, version_dir
 from ovms_grpc.models.servable import Servable
 from ovms_grpc.shapes import AUTO, ShapeValue, is_auto
-from ovms_grpc.tensors import fits
+from ovms_grpc_client.errors import (
+    EngineDead,
+    InvalidArgument,
+    ModelNotFound,
+    ModelNotReady,
+    ServingError,
+    VersionNotFound,
+)
+from ovms_grpc_client.tensors import fits
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,10 @@ class ModelManager:
         streams_text = loaded.properties.get("NUM_STREAMS", "")
         streams = int(streams_text) if streams_text.isdigit() else 0
         metrics = self.metrics.for_servable(entry.name, version, loaded.nireq, streams)
-        return Servable(entry.name, version, loaded, self._max_queued, auto, metrics)
+        loop = asyncio.get_running_loop()
+        return await self.run_blocking(
+            lambda: Servable(entry.name, version, loaded, self._max_queued, auto, metrics, loop=loop)
+        )
 
     async def fit_shapes(self, servable: Servable, shapes: Mapping[str, Sequence[int]]) -> Servable:
         """For a version with shape or batch_size "auto": reload it for the request's shapes when they differ.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ovms_grpc.errors import LoadFailed
+from ovms_grpc_client.errors import LoadFailed
 
 
 def list_versions(base_path: Path) -> list[int]:

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import openvino as ov
 
-from ovms_grpc.errors import InvalidArgument, LoadFailed, Overloaded, ServingError, last_line
 from ovms_grpc.metrics import ServableMetrics
 from ovms_grpc.models.loader import LoadedModel
-from ovms_grpc.tensors import Dim, TensorSpec
+from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, ServingError, last_line
+from ovms_grpc_client.tensors import Dim, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class InferencePool:
         max_queued: int,
         label: str,
         metrics: ServableMetrics,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.size = size
         self._metrics = metrics
@@ -85,7 +86,7 @@ class InferencePool:
         self._string_outputs = {
             index for index, port in enumerate(compiled.outputs) if port.get_element_type() == ov.Type.string
         }
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop or asyncio.get_running_loop()
         self._requests = [compiled.create_infer_request() for _ in range(size)]
         self._idle = list(range(size))
         self._waiters: collections.deque[asyncio.Future[int]] = collections.deque()
@@ -217,7 +218,10 @@ class Servable:
         max_queued: int = 1024,
         auto_shape: bool = False,
         metrics: ServableMetrics | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        """Build on the event loop, or in a worker thread with ``loop`` given (creating the infer
+        requests allocates their tensors and can take long)."""
         self.name = name
         self.version = version
         self.loaded = loaded
@@ -234,7 +238,9 @@ class Servable:
         self._drained: asyncio.Event | None = None
         self.metrics = metrics or ServableMetrics()
         label = f'model "{name}" version {version}'
-        self.pool = InferencePool(compiled, nireq, [s.name for s in self.outputs], max_queued, label, self.metrics)
+        self.pool = InferencePool(
+            compiled, nireq, [s.name for s in self.outputs], max_queued, label, self.metrics, loop
+        )
 
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Infer; ``outputs`` names the outputs wanted (all when empty), already validated."""

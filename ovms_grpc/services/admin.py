@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import grpc
 
-from ovms_grpc.errors import ServingError
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2 as pb
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2_grpc as pb_grpc
 from ovms_grpc.models.manager import ModelEntry, ModelManager
 from ovms_grpc.reloader import ConfigReloader
 from ovms_grpc.services.status import unary
+from ovms_grpc_client.errors import ServingError
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2 as pb
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2_grpc as pb_grpc
 
 
 def model_status(entry: ModelEntry) -> pb.ModelStatus:

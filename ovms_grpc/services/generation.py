@@ -12,17 +12,17 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import json_format
 
-from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genai.engine import Admitted, Delta
 from ovms_grpc.genai.grammar import FORCEABLE_PARSERS
 from ovms_grpc.genai.parsers import OutputParser
 from ovms_grpc.genai.sampling import checked_schema, plain_json, sampling_options
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 from ovms_grpc.metrics import GraphRequest
 from ovms_grpc.models.manager import ModelManager, VersionState
 from ovms_grpc.services.interface import interface_of, method_of
 from ovms_grpc.services.status import abort, as_serving_error, unary
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 
 FINISH = collections.defaultdict(
     lambda: pb.FINISH_REASON_UNSPECIFIED, {"stop": pb.FINISH_REASON_STOP, "length": pb.FINISH_REASON_LENGTH}

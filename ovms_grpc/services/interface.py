@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-#: Metadata the gateway sets on every call; trusted only from a local peer (the gateway runs beside the server).
-INTERFACE_KEY = "x-ovms-interface"
+from ovms_grpc_client.metadata import INTERFACE_KEY, METHOD_KEY
+
+#: Peers whose INTERFACE_KEY is trusted: the gateway runs beside the server.
 LOCAL_PEERS = ("ipv4:127.", "ipv6:[::1]", "unix:")
 
 
@@ -14,10 +15,6 @@ def interface_of(context: grpc.aio.ServicerContext) -> str:
         if key == INTERFACE_KEY and value == "REST" and context.peer().startswith(LOCAL_PEERS):
             return "REST"
     return "gRPC"
-
-
-#: Metadata the gateway sets on generation calls: "Unary" when the HTTP client did not ask for a stream.
-METHOD_KEY = "x-ovms-method"
 
 
 def method_of(context: grpc.aio.ServicerContext, default: str) -> str:

@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ovms_grpc import __version__
-from ovms_grpc.errors import ModelNotReady
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovms_grpc.images import decode_images_async
 from ovms_grpc.models.manager import ModelManager, parse_version
 from ovms_grpc.services.interface import interface_of
 from ovms_grpc.services.kserve_codec import decode_inputs, encode_response, tensor_metadata
 from ovms_grpc.services.status import as_serving_error, unary
-from ovms_grpc.tensors import validate_output_names
+from ovms_grpc_client.errors import ModelNotReady
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc_client.tensors import validate_output_names
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ovms_grpc.errors import InvalidArgument
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc.images import accepts_images, not_an_image_input
 from ovms_grpc.models.servable import Servable
-from ovms_grpc.tensors import (
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.tensors import (
     TensorSpec,
     array_from_raw,
     array_from_values,

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ovms_grpc.errors import ERROR_KIND_KEY, Internal, ServingError
+from ovms_grpc_client.errors import ERROR_KIND_KEY, Internal, ServingError
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,15 @@ import time
 
 import grpc
 
-from ovms_grpc.errors import InvalidArgument, ServingError, Unimplemented, VersionNotFound
-from ovms_grpc.genproto.tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
-from ovms_grpc.genproto.tensorflow_serving.apis import (
+from ovms_grpc.images import decode_images_async
+from ovms_grpc.models.manager import ModelManager
+from ovms_grpc.reloader import ConfigReloader
+from ovms_grpc.services.interface import interface_of
+from ovms_grpc.services.status import unary
+from ovms_grpc.services.tfs_codec import DT_STRING, decode_input, encode_output, tensor_info
+from ovms_grpc_client.errors import InvalidArgument, ServingError, Unimplemented, VersionNotFound
+from ovms_grpc_client.genproto.tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2
+from ovms_grpc_client.genproto.tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -22,13 +28,7 @@ from ovms_grpc.genproto.tensorflow_serving.apis import (
     regression_pb2,
     status_pb2,
 )
-from ovms_grpc.images import decode_images_async
-from ovms_grpc.models.manager import ModelManager
-from ovms_grpc.reloader import ConfigReloader
-from ovms_grpc.services.interface import interface_of
-from ovms_grpc.services.status import unary
-from ovms_grpc.services.tfs_codec import DT_STRING, decode_input, encode_output, tensor_info
-from ovms_grpc.tensors import validate_input_names, validate_output_names
+from ovms_grpc_client.tensors import validate_input_names, validate_output_names
 
 API = "TensorFlowServing"
 SIGNATURE = "serving_default"

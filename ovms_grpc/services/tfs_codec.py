@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovms_grpc.errors import InvalidArgument
-from ovms_grpc.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from ovms_grpc.genproto.tensorflow.core.protobuf import meta_graph_pb2
 from ovms_grpc.images import accepts_images, not_an_image_input
 from ovms_grpc.services.kserve_codec import PendingImages
-from ovms_grpc.tensors import (
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from ovms_grpc_client.genproto.tensorflow.core.protobuf import meta_graph_pb2
+from ovms_grpc_client.tensors import (
     TensorSpec,
     array_from_raw,
     array_from_values,

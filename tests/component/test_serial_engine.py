@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.genai.engine import Admitted, Delta
 from ovms_grpc.genai.serial_engine import SerialEngine
 from ovms_grpc.genai.servable import GenaiOptions, uses_serial_engine
+from ovms_grpc_client.errors import InvalidArgument
 from tests.component.loop import run
 
 

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from ovms_grpc.models import manager as manager_module
 from ovms_grpc.models.loader import LoadOptions
 from ovms_grpc.models.manager import ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.server import ModelServer
 from ovms_grpc.settings import ServerConfig
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests import models
 from tests.component.loop import run
 
@@ -231,8 +231,8 @@ def test_retired_version_finishes_requests_in_flight(tmp_path: Path) -> None:
 def test_generation_never_blocks_the_event_loop(llm_dir: Path) -> None:
     """step() holds the GIL for a whole step: it must run in the engine process, not on this loop."""
     from ovms_grpc.genai.servable import GenaiOptions
-    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
-    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
+    from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
+    from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
 
     config = ServerConfig(
         models=(ModelConfig("llm", llm_dir, task="text_generation", genai=GenaiOptions()),),
@@ -269,8 +269,8 @@ def test_chat_parsers_split_reasoning_and_tool_calls(llm_dir: Path, monkeypatch:
     """The tiny random model cannot write tool calls, so the engine's output is scripted here."""
     from ovms_grpc.genai import engine as engine_module
     from ovms_grpc.genai.servable import GenaiOptions
-    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
-    from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
+    from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
+    from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
 
     text = (
         '<think>need weather</think>Checking. <tool_call>{"name": "weather", "arguments": {"city": "Oslo"}}</tool_call>'

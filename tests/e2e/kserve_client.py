@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
 
 DATATYPE = {np.dtype(np.float32): "FP32", np.dtype(np.int64): "INT64"}
 

@@ -120,7 +120,7 @@ def test_layout_conversion_accepts_nhwc_for_an_nchw_model(client: Client) -> Non
 
 
 def test_server_is_ready_although_some_models_failed(client: Client) -> None:
-    from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
+    from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 
     assert client.kserve.ServerReady(pb.ServerReadyRequest()).ready
     assert client.states("dummy") == {1: "AVAILABLE", 2: "AVAILABLE"}

@@ -12,8 +12,8 @@ import openvino_genai as og
 import pytest
 from openai import BadRequestError, OpenAI
 
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 from tests.server_process import ServerProcess
 
 TEXTS = ["the cat sat on the mat", "a dog runs in the park", "hello world"]

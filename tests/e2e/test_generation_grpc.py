@@ -11,11 +11,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as kserve_pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 from tests.server_process import ServerProcess
 
 

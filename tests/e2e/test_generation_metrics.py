@@ -10,8 +10,8 @@ import grpc
 import httpx
 from openai import OpenAI
 
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as pb_grpc
 
 HI = [{"role": "user", "content": "hi"}]
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests import models
 
 

@@ -9,8 +9,8 @@ import grpc
 import numpy as np
 import pytest
 
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2 as pb
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests import models
 from tests.server_process import ServerProcess
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 
-from ovms_grpc.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
+from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2, admin_pb2_grpc
 from tests.server_process import ServerProcess
 
 HI = [{"role": "user", "content": "hi there"}]

@@ -81,13 +81,35 @@ def check_tritonclient(output: str) -> None:
     assert lines[2] == "[[ 1.  2.  3.  4.  5.  6.  7.  8.  9. 10.]]"
 
 
+def check_python_client(output: str) -> None:
+    lines = output.splitlines()  # the streamed text between may hold line breaks of its own
+    assert lines[0] == "True [[2. 2. 2. 2. 2. 2. 2. 2. 2. 2.]]"
+    assert re.fullmatch(r"usage: [1-9]\d* [1-8]", lines[-2])
+    assert lines[-1] == "INVALID_ARGUMENT INVALID_SHAPE"
+
+
 def check_grpcurl(output: str) -> None:
     assert "inference.GRPCInferenceService" in output.split() and "grpc.reflection.v1.ServerReflection" in output
-    (answer,) = json_documents(output)
+    assert "rpc ModelInfer ( .inference.ModelInferRequest ) returns ( .inference.ModelInferResponse );" in output
+    answer, *chat = json_documents(output)
     assert answer["model_name"] == "dummy" and answer["model_version"] == "1"
     values = np.frombuffer(base64.b64decode(answer["raw_output_contents"][0]), np.float32)
     np.testing.assert_array_equal(values, np.arange(10) + 1)
+    assert chat[0]["choices"][0]["role"] == "assistant" and chat[-1]["usage"]["completion_tokens"] <= 4
     assert "status: SERVING" in output
+
+
+def check_quickstart(output: str) -> None:
+    """The Go and Java example programs print the same four facts."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output)  # Maven's colour resets, even in batch mode
+    lines = [line for line in text.splitlines() if line.strip()]  # the chat text may hold line breaks
+    assert lines[0] == "health: SERVING"
+    assert [line.split(":", 1)[0] for line in lines[1:3]] == ["dummy v1", "dummy v2"]
+    numbers = [[float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", line.split(":", 1)[1])] for line in lines[1:3]]
+    assert numbers == [[float(v + 1) for v in range(10)], [float(v + 2) for v in range(10)]]
+    assert lines[3].startswith("llm:") and re.fullmatch(
+        r"usage: prompt_tokens=[1-9]\d* completion_tokens=[1-8]", lines[-1]
+    )
 
 
 def check_rest(output: str) -> None:
@@ -129,8 +151,11 @@ def check_generation_grpcurl(output: str) -> None:
 CHECKS: dict[str, Callable[[str], None] | None] = {
     "client-packages": None,  # pip reports what it installed; the next examples use it
     "tritonclient": check_tritonclient,
+    "python-client": check_python_client,
     "tools": None,
     "grpcurl": check_grpcurl,
+    "go": check_quickstart,
+    "java": check_quickstart,
     "rest": check_rest,
     "own-model": check_own_model,
     "config": check_config,

@@ -12,8 +12,8 @@ import pytest
 from ovmsclient import make_grpc_client
 from PIL import Image
 
-from ovms_grpc.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from ovms_grpc.genproto.tensorflow_serving.apis import (
+from ovms_grpc_client.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from ovms_grpc_client.genproto.tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,

@@ -1,5 +1,5 @@
 """tritonclient registers the `inference.*` protobuf symbols, as our generated KServe stubs do,
-so these tests run in their own pytest process and never import `ovms_grpc.genproto.inference`."""
+so these tests run in their own pytest process and never import `ovms_grpc_client.genproto.inference`."""
 
 from __future__ import annotations
 
@@ -10,4 +10,4 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _no_generated_kserve_stubs() -> None:
-    assert "ovms_grpc.genproto.inference.grpc_predict_v2_pb2" not in sys.modules
+    assert "ovms_grpc_client.genproto.inference.grpc_predict_v2_pb2" not in sys.modules

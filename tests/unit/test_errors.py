@@ -1,7 +1,7 @@
 import grpc
 import pytest
 
-from ovms_grpc import errors
+from ovms_grpc_client import errors
 
 
 def all_error_classes() -> list[type[errors.ServingError]]:

@@ -1,6 +1,7 @@
 import pytest
 
-from ovms_grpc.metrics import BUCKETS_US, DEFAULT_FAMILIES, Metrics, validate_families
+from ovms_grpc.metrics import DEFAULT_FAMILIES, Metrics, validate_families
+from ovms_grpc_client.prometheus import BUCKETS_US
 
 
 def test_buckets_are_ovms_ones() -> None:

@@ -4,7 +4,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from gateway.openai_routes import _chat_document, _completion_document, _render_chat
-from ovms_grpc.genproto.ovms.generation.v1 import generation_pb2 as pb
+from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
 
 
 def header() -> pb.ChatResponse:

@@ -4,9 +4,9 @@ import pytest
 
 from ovms_grpc.cli import UsageError, build_config, build_parser, parse_channel_arguments
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
-from ovms_grpc.errors import InvalidArgument
 from ovms_grpc.models.manager import parse_version
 from ovms_grpc.models.policy import VersionPolicy
+from ovms_grpc_client.errors import InvalidArgument
 
 
 @pytest.mark.parametrize(

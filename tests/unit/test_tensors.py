@@ -3,8 +3,8 @@ import struct
 import numpy as np
 import pytest
 
-from ovms_grpc.errors import InvalidArgument
-from ovms_grpc.tensors import (
+from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc_client.tensors import (
     TensorSpec,
     array_from_raw,
     array_from_values,

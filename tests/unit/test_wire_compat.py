@@ -27,8 +27,8 @@ import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 
-from ovms_grpc.genproto.inference import grpc_predict_v2_pb2
-from ovms_grpc.genproto.tensorflow_serving.apis import (
+from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2
+from ovms_grpc_client.genproto.tensorflow_serving.apis import (
     get_model_metadata_pb2,
     model_service_pb2,
     prediction_service_pb2,
