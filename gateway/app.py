@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,21 +44,23 @@ class GatewayConfig:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpError)
-    return error_response(exc.status, exc.message)
+    return error_response(exc)
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:  # OVMS: an unknown URL is REST_INVALID_URL
-        return error_response(400, f"Invalid request URL - {request.url.path}")
+        return error_response(HttpError("REST_INVALID_URL", details=request.url.path))
     if exc.status_code == 405:  # OVMS: a known URL with the wrong method is REST_UNSUPPORTED_METHOD
-        return error_response(406, f"Unsupported method - {request.method} {request.url.path}")
-    return error_response(exc.status_code, str(exc.detail))
+        return error_response(HttpError("REST_UNSUPPORTED_METHOD", details=f"{request.method} {request.url.path}"))
+    return Response(
+        orjson.dumps({"error": str(exc.detail)}), status_code=exc.status_code, media_type="application/json"
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, "Internal server error")
+    return error_response(HttpError("INTERNAL_ERROR"))
 
 
 def create_app(config: GatewayConfig) -> Starlette:

@@ -42,7 +42,7 @@ async def reload_config(request: Request) -> Response:
     try:
         answer = await upstream.call(upstream.admin.ReloadConfig, pb.ReloadConfigRequest())
     except HttpError as exc:
-        raise HttpError(exc.status, f"{RELOAD_FAILED} - {exc.message}") from None
+        raise HttpError(exc.kind.name, f"{RELOAD_FAILED} - {exc.message}", from_server=exc.from_server) from None
     return json_response(config_json(answer.status), status=201 if answer.reloaded else 200)
 
 

@@ -32,7 +32,7 @@ def _is_int64(value: Any) -> bool:
 
 
 def _bad(message: str) -> HttpError:
-    return HttpError(400, message)
+    return HttpError("INVALID_ARGUMENT", message)
 
 
 def _flatten(data: Any) -> list:

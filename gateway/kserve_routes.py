@@ -25,14 +25,14 @@ def _model(request: Request) -> tuple[str, str]:
 async def live(request: Request) -> Response:
     answer = await _upstream(request).call(_upstream(request).kserve.ServerLive, pb.ServerLiveRequest())
     if not answer.live:
-        raise HttpError(500, "Internal server error - the server is not live")
+        raise HttpError("INTERNAL_ERROR", details="the server is not live")
     return Response(status_code=200)
 
 
 async def ready(request: Request) -> Response:
     answer = await _upstream(request).call(_upstream(request).kserve.ServerReady, pb.ServerReadyRequest())
     if not answer.ready:
-        raise HttpError(503, "Server is not ready")
+        raise HttpError("SERVER_NOT_READY")
     return Response(status_code=200)
 
 
@@ -53,7 +53,7 @@ async def model_ready(request: Request) -> Response:
     upstream = _upstream(request)
     answer = await upstream.call(upstream.kserve.ModelReady, pb.ModelReadyRequest(name=name, version=version))
     if not answer.ready:
-        raise HttpError(404, f'Model with requested version is not loaded yet - model "{name}" is not ready')
+        raise HttpError("MODEL_VERSION_NOT_LOADED_YET", details=f'model "{name}" is not ready')
     return Response(status_code=200)
 
 
@@ -65,7 +65,7 @@ async def infer(request: Request) -> Response:
     name, version = _model(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in INFER_CONTENT_TYPES:
-        raise HttpError(400, f"Unsupported Content-Type {content_type!r}; send application/json "
+        raise HttpError("INVALID_ARGUMENT", f"Unsupported Content-Type {content_type!r}; send application/json "
                         "(or application/octet-stream with Inference-Header-Content-Length)")  # fmt: skip
     body = await read_body(request)
     grpc_request, binary_all, binary_outputs = parse_infer_request(

@@ -17,7 +17,7 @@ FINISH_NAMES = {
 
 
 def bad_request(message: str, param: str | None = None) -> HttpError:
-    return HttpError(400, message, param=param)
+    return HttpError("INVALID_ARGUMENT", message, param=param)
 
 
 def _number(body: dict, key: str, kind: type | tuple[type, ...]) -> Any:

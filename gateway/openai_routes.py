@@ -191,7 +191,7 @@ async def _answer(
     """Answer a generation call as an SSE stream or, when not streaming, one JSON document."""
     first = await _first(call)
     if first is grpc.aio.EOF:
-        raise HttpError(500, "the server ended the stream without output")
+        raise HttpError("INTERNAL_ERROR", details="the server ended the stream without output")
     if body.get("stream"):
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
@@ -396,7 +396,7 @@ async def retrieve_model(request: Request) -> Response:
     for card in await _models(request):
         if card["id"] == wanted:
             return Response(orjson.dumps(card), media_type="application/json")
-    raise HttpError(404, f"Model not found - {wanted}", param="model")
+    raise HttpError("MODEL_NAME_MISSING", f"Model not found - {wanted}", param="model")
 
 
 def _routes() -> list[Route]:

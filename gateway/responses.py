@@ -20,12 +20,12 @@ async def read_body(request: Request) -> bytes:
     limit: int = request.app.state.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpError(413, f"Request is too large - {declared} bytes; the limit is {limit} bytes")
+        raise HttpError("REQUEST_TOO_LARGE", details=f"{declared} bytes; the limit is {limit} bytes")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HttpError(413, f"Request is too large - more than {limit} bytes; the limit is {limit} bytes")
+            raise HttpError("REQUEST_TOO_LARGE", details=f"more than {limit} bytes; the limit is {limit} bytes")
         chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

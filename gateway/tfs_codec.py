@@ -35,7 +35,7 @@ NUMPY_BY_DT = {
 
 
 def _bad(message: str) -> HttpError:
-    return HttpError(400, message)
+    return HttpError("INVALID_ARGUMENT", message)
 
 
 def _is_b64(value: Any) -> bool:

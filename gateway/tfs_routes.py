@@ -58,7 +58,7 @@ async def predict(request: Request) -> Response:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise HttpError(400, f"The request is not valid JSON: {exc}") from None
+        raise HttpError("INVALID_ARGUMENT", f"The request is not valid JSON: {exc}") from None
     spec = _spec(request)
     metadata = await _metadata(upstream, spec)
     signatures = get_model_metadata_pb2.SignatureDefMap()
@@ -71,7 +71,7 @@ async def predict(request: Request) -> Response:
 
 
 async def not_served(request: Request) -> Response:
-    raise HttpError(404, f"Requested REST resource not found - {request.url.path.rsplit(':', 1)[-1]} is not served")
+    raise HttpError("REST_NOT_FOUND", details=f"{request.url.path.rsplit(':', 1)[-1]} is not served")
 
 
 ROUTES = [

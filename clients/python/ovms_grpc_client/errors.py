@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ovms_grpc_client.metadata import ERROR_KIND_KEY
 
-__all__ = ["ERROR_KIND_KEY", "KINDS", "ErrorKind", "ServingError", "kind"]
+__all__ = ["ERROR_KIND_KEY", "KINDS", "STATUS_KINDS", "ErrorKind", "ServingError", "kind", "received_kind"]
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,54 @@ _KINDS = [
     ErrorKind("RESHAPE_ERROR", "Model could not be reshaped with requested shape", "FAILED_PRECONDITION", 412),
     ErrorKind("OV_INTERNAL_INFERENCE_ERROR", "Internal inference error", "INTERNAL", 500, "server_error"),
     ErrorKind("INTERNAL_ERROR", "Internal server error", "INTERNAL", 500, "server_error"),
+    # HTTP-only conditions of the REST gateway (OVMS's REST status names).
+    ErrorKind("REST_INVALID_URL", "Invalid request URL", "INVALID_ARGUMENT", 400),
+    ErrorKind("REST_UNSUPPORTED_METHOD", "Unsupported method", "UNIMPLEMENTED", 406),
+    ErrorKind("REST_NOT_FOUND", "Requested REST resource not found", "NOT_FOUND", 404, "not_found_error"),
+    # Statuses that arrive without a kind: raised by gRPC itself, or by a peer that is not this server.
+    ErrorKind("NOT_FOUND", "Not found", "NOT_FOUND", 404, "not_found_error"),
+    ErrorKind("ALREADY_EXISTS", "Already exists", "ALREADY_EXISTS", 409),
+    ErrorKind("FAILED_PRECONDITION", "Failed precondition", "FAILED_PRECONDITION", 412),
+    ErrorKind("SERVER_UNAVAILABLE", "The model server is unavailable", "UNAVAILABLE", 503, "server_error"),
+    ErrorKind("UNAUTHENTICATED", "Unauthenticated", "UNAUTHENTICATED", 401, "authentication_error"),
+    ErrorKind("PERMISSION_DENIED", "Permission denied", "PERMISSION_DENIED", 403, "permission_error"),
+    ErrorKind("CANCELLED", "Request cancelled", "CANCELLED", 499),
 ]
 
 KINDS: dict[str, ErrorKind] = {kind.name: kind for kind in _KINDS}
 
+#: The kind of a gRPC status that carries none (gRPC's own errors, a proxy's). A bare
+#: RESOURCE_EXHAUSTED is gRPC refusing a message over its size limit (413): the server's own
+#: overload always carries its kind, RESOURCE_EXHAUSTED (429). Other codes: INTERNAL_ERROR.
+STATUS_KINDS: dict[str, str] = {
+    "INVALID_ARGUMENT": "INVALID_ARGUMENT",
+    "NOT_FOUND": "NOT_FOUND",
+    "ALREADY_EXISTS": "ALREADY_EXISTS",
+    "FAILED_PRECONDITION": "FAILED_PRECONDITION",
+    "RESOURCE_EXHAUSTED": "REQUEST_TOO_LARGE",
+    "UNIMPLEMENTED": "NOT_IMPLEMENTED",
+    "UNAVAILABLE": "SERVER_UNAVAILABLE",
+    "DEADLINE_EXCEEDED": "DEADLINE_EXCEEDED",
+    "UNAUTHENTICATED": "UNAUTHENTICATED",
+    "PERMISSION_DENIED": "PERMISSION_DENIED",
+    "CANCELLED": "CANCELLED",
+}
+
 
 def kind(name: str) -> ErrorKind:
-    """The table entry for ``name``; unknown names fall back to INTERNAL_ERROR."""
-    return KINDS.get(name, KINDS["INTERNAL_ERROR"])
+    """The table entry for ``name``. An unknown name is a bug where it is written (a unit test
+    checks every literal kind in the code), so it raises rather than turning into INTERNAL."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise KeyError(f"unknown error kind {name!r}; the kinds are listed in ovms_grpc_client.errors") from None
+
+
+def received_kind(name: str | None, grpc_code: str) -> ErrorKind:
+    """The kind of a failure received from elsewhere: the one it names, else its status's."""
+    if name in KINDS:
+        return KINDS[name]
+    return KINDS[STATUS_KINDS.get(grpc_code, "INTERNAL_ERROR")]
 
 
 class ServingError(Exception):
