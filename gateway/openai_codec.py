@@ -64,11 +64,11 @@ def sampling(body: dict) -> pb.SamplingParams:
     params.ignore_eos = bool(body.get("ignore_eos"))
     if body.get("include_stop_str_in_output") is not None:
         params.include_stop_str_in_output = body["include_stop_str_in_output"]
-    for key in ("n", "best_of", "top_logprobs"):
+    for key, least in (("n", 1), ("best_of", 1), ("top_logprobs", 0)):
         value = _number(body, key, int)
         if value is not None:
-            if value < 0:
-                raise bad_request(f"{key} must be a non-negative integer", key)
+            if value < least:  # OpenAI: n and best_of are at least 1 (0 is "unset" on the gRPC side)
+                raise bad_request(f"{key} must be an integer of at least {least}, got {value}", key)
             setattr(params, key, value)
     response_format = body.get("response_format")
     if response_format is not None:

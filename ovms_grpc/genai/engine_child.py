@@ -129,6 +129,20 @@ def generation_config(og: Any, options: dict[str, Any], eos_token_id: int | None
     return config
 
 
+def completion_budget(context: int, prompt_tokens: int, max_tokens: int | None, default: int) -> int:
+    """The tokens a request may generate: its max_tokens when that fits beside the prompt (else a
+    ValueError naming both numbers, as OpenAI answers), or without one what the context leaves."""
+    if max_tokens is not None:
+        if context and prompt_tokens + max_tokens > context:
+            raise ValueError(
+                f"This model's maximum context length is {context} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, {max_tokens} in the completion). "
+                "Please reduce the length of the prompt or of max_tokens."
+            )
+        return max_tokens
+    return min(default, context - prompt_tokens) if context else default
+
+
 class RequestError(Exception):
     """A request the model cannot take; its message goes to the client as it is."""
 
@@ -227,11 +241,12 @@ class EngineLoop:
             prompt = self.prompt_of(kind, payload, options)
             ids = [int(t) for t in self.tokenizer.encode(prompt).input_ids.data[0]]
             self.check_length(len(ids))
-            max_tokens = options.get("max_tokens")
-            if max_tokens is None:
-                max_tokens = self.default_max_tokens
-            if self.context:
-                max_tokens = min(max_tokens, self.context - len(ids))
+            try:
+                max_tokens = completion_budget(
+                    self.context, len(ids), options.get("max_tokens"), self.default_max_tokens
+                )
+            except ValueError as exc:
+                raise RequestError(str(exc)) from None
             running = Running(None, n=max(options.get("n") or 1, 1), prompt_tokens=len(ids))
             running.logprobs = bool(options.get("logprobs"))
             running.genai_echo = bool(options.get("echo")) and running.logprobs and not self.prefix_caching

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ovms_grpc.genai.engine import Admitted, Delta
-from ovms_grpc.genai.engine_child import context_length, generation_config, text_delta
+from ovms_grpc.genai.engine_child import completion_budget, context_length, generation_config, text_delta
 from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 
 log = logging.getLogger(__name__)
@@ -143,10 +143,12 @@ class SerialEngine:
                 f"the prompt has {prompt_tokens} tokens; the model's context is {self._context} tokens"
                 " and must also hold the generated tokens"
             )
+        default = self._options.get("default_max_tokens", 1024)
+        try:
+            max_tokens = completion_budget(self._context, prompt_tokens, options.get("max_tokens"), default)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
         post(Admitted(prompt_tokens))
-        max_tokens = options.get("max_tokens") or self._options.get("default_max_tokens", 1024)
-        if self._context:
-            max_tokens = min(max_tokens, self._context - prompt_tokens)
         config = generation_config(self._og, {**options, "max_tokens": max_tokens}, None)
         streamer = _Streamer(self._og, self._tokenizer, post, cancelled)
         self._pipe.generate(prompt, config, streamer.native)

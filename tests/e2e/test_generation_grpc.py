@@ -168,7 +168,9 @@ def test_engine_runs_in_another_process_and_is_restarted_when_it_dies(stub, chan
     properties = engine_properties(channel)
     pid = int(properties["ENGINE_PID"])
     assert pid not in (os.getpid(), server.process.pid)
-    call = stub.Complete(pb.CompleteRequest(model="llm", prompt="x", sampling=pb.SamplingParams(max_tokens=5000)))
+    call = stub.Complete(
+        pb.CompleteRequest(model="llm", prompt="x", sampling=pb.SamplingParams(max_tokens=2000, ignore_eos=True))
+    )
     next(iter(call))
     kserve = kserve_grpc.GRPCInferenceServiceStub(channel)
     assert kserve.ModelReady(kserve_pb.ModelReadyRequest(name="llm")).ready

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -119,7 +120,9 @@ def test_aliases(server: ServerProcess) -> None:
 
 
 def test_client_disconnect_frees_the_slot(client: OpenAI, server: ServerProcess) -> None:
-    stream = client.completions.create(model="llm", prompt="long", max_tokens=3000, stream=True)
+    stream = client.completions.create(
+        model="llm", prompt="long", max_tokens=2000, stream=True, extra_body={"ignore_eos": True}
+    )
     for _, _chunk in zip(range(3), stream, strict=False):
         pass
     assert running_requests(server) == 1
@@ -174,3 +177,30 @@ def test_completions_with_several_prompts_number_choices_like_openai(client: Ope
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 15
     with pytest.raises(BadRequestError, match="non-empty array of strings"):
         client.completions.create(model="llm", prompt=[], max_tokens=5)
+
+
+@pytest.mark.parametrize("field", ["n", "best_of"])
+def test_n_and_best_of_below_1_are_400(client: OpenAI, field: str) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        client.completions.create(model="llm", prompt="hi", max_tokens=2, **{field: 0})
+    assert caught.value.body["param"] == field
+    assert f"{field} must be an integer of at least 1, got 0" in caught.value.body["message"]
+
+
+def test_max_tokens_beyond_the_context_is_400_naming_both_numbers(client: OpenAI) -> None:
+    prompt = client.completions.create(model="llm", prompt="word " * 40, max_tokens=1).usage.prompt_tokens
+    for create in (
+        lambda: client.completions.create(model="llm", prompt="word " * 40, max_tokens=2048),
+        lambda: client.chat.completions.create(
+            model="llm", messages=[{"role": "user", "content": "word " * 40}], max_completion_tokens=4000
+        ),
+    ):
+        with pytest.raises(BadRequestError) as caught:
+            create()
+        message = caught.value.body["message"]
+        assert "This model's maximum context length is 2048 tokens. However, you requested" in message
+        found = re.search(r"you requested (\d+) tokens \((\d+) in the prompt, (2048|4000) in the completion\)", message)
+        assert found and int(found[1]) == int(found[2]) + int(found[3]), message
+    # a max_tokens that fits is served, and without one generation ends at the context
+    fits = client.completions.create(model="llm", prompt="word " * 40, max_tokens=2048 - prompt)
+    assert fits.choices[0].finish_reason in ("length", "stop")
