@@ -44,7 +44,8 @@ def chat(request: generation_pb.ChatRequest, context: grpc.ServicerContext) -> I
 
 
 @pytest.fixture(scope="module")
-def gateway_url() -> Iterator[str]:
+def stand_in() -> Iterator[int]:
+    """The stand-in gRPC server's port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((
         grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
@@ -58,10 +59,15 @@ def gateway_url() -> Iterator[str]:
     ))  # fmt: skip
     grpc_port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    yield grpc_port
+    server.stop(0)
+
+
+def start_gateway(grpc_port: int, *args: str) -> Iterator[str]:
     port = free_port()
     gateway = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--grpc_target", f"127.0.0.1:{grpc_port}", "--port", str(port),
-         "--bind_address", "127.0.0.1", "--log_level", "ERROR"],
+         "--bind_address", "127.0.0.1", "--log_level", "ERROR", *args],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -79,7 +85,11 @@ def gateway_url() -> Iterator[str]:
     finally:
         gateway.terminate()
         gateway.wait(30)
-        server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def gateway_url(stand_in: int) -> Iterator[str]:
+    yield from start_gateway(stand_in)
 
 
 INFER = {"inputs": [{"name": "b", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]}
@@ -125,3 +135,29 @@ def test_rest_only_kinds(gateway_url: str) -> None:
     assert answer.json()["error"] == "Invalid request URL - /no/such/route"
     answer = httpx.delete(f"{gateway_url}/v2/models/x/infer", timeout=30)
     assert answer.status_code == KINDS["REST_UNSUPPORTED_METHOD"].http_status
+
+
+LIMIT = 1000
+POST_ROUTES = [
+    *(f"{prefix}/{route}" for prefix in ("/v3", "/v3/v1") for route in ("chat/completions", "completions",
+                                                                        "embeddings", "rerank")),
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings",
+    "/v2/models/dummy/infer", "/v2/models/dummy/versions/1/infer", "/v1/models/dummy:predict",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_every_post_route_refuses_a_body_over_the_limit_with_413(stand_in: int, chunked: bool) -> None:
+    body = b'{"model": "' + b"x" * (2 * LIMIT) + b'"}'
+    for url in start_gateway(stand_in, "--max_request_bytes", str(LIMIT)):
+        for route in POST_ROUTES:
+            content = iter([body[:500], body[500:]]) if chunked else body  # a generator: no Content-Length
+            answer = httpx.post(f"{url}{route}", content=content, timeout=30)
+            assert answer.status_code == 413, route
+            error = answer.json()["error"]
+            message = (
+                error["message"]
+                if route.startswith(("/v3", "/v1/chat", "/v1/completions", "/v1/embeddings"))
+                else error
+            )
+            assert f"the limit is {LIMIT} bytes" in message, (route, error)
