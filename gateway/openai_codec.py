@@ -155,35 +155,56 @@ def chat_request(body: dict) -> pb.ChatRequest:
 MAX_PROMPTS = 64
 
 
+PROMPT_FORMS = "a string, an array of strings, an array of token ids or an array of arrays of token ids"
+
+
+def _token_ids(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 2**31 for t in value)
+    )
+
+
 def completion_requests(body: dict) -> list[pb.CompleteRequest]:
-    """One CompleteRequest per prompt (OpenAI accepts a string or an array of strings)."""
+    """One CompleteRequest per prompt: OpenAI accepts a string, an array of strings, token ids
+    (``[int]``) or an array of them (``[[int]]``)."""
     prompts = body.get("prompt")
-    if isinstance(prompts, str):
+    if prompts is None:
+        raise bad_request("prompt is missing", "prompt")
+    if isinstance(prompts, str) or _token_ids(prompts):
         prompts = [prompts]
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise bad_request(
-            "prompt is missing" if prompts is None else "prompt must be a string or a non-empty array of strings",
-            "prompt",
-        )
+    if (
+        not isinstance(prompts, list)
+        or not prompts
+        or not (all(isinstance(p, str) for p in prompts) or all(_token_ids(p) for p in prompts))
+    ):
+        raise bad_request(f"prompt must be {PROMPT_FORMS} (token ids between 0 and 2^31-1)", "prompt")
     if len(prompts) > MAX_PROMPTS:
-        raise bad_request(f"prompt has {len(prompts)} strings; at most {MAX_PROMPTS} are accepted", "prompt")
+        raise bad_request(f"prompt has {len(prompts)} prompts; at most {MAX_PROMPTS} are accepted", "prompt")
     first = completion_request(body, prompts[0])
     requests = [first]
     for prompt in prompts[1:]:
         request = pb.CompleteRequest()
         request.CopyFrom(first)
-        request.prompt = prompt
+        _set_prompt(request, prompt)
         requests.append(request)
     return requests
 
 
-def completion_request(body: dict, prompt: str) -> pb.CompleteRequest:
+def _set_prompt(request: pb.CompleteRequest, prompt: str | list[int]) -> None:
+    if isinstance(prompt, str):
+        request.prompt = prompt
+    else:
+        request.prompt_token_ids.ids[:] = prompt
+
+
+def completion_request(body: dict, prompt: str | list[int]) -> pb.CompleteRequest:
     echo = body.get("echo", False)
     if not isinstance(echo, bool):
         raise bad_request("echo must be a boolean", "echo")
-    request = pb.CompleteRequest(
-        model=body["model"], prompt=prompt, sampling=sampling(body), echo=echo, include_usage=True
-    )
+    request = pb.CompleteRequest(model=body["model"], sampling=sampling(body), echo=echo, include_usage=True)
+    _set_prompt(request, prompt)
     # completions' logprobs is a count of alternatives; openvino_genai gives the chosen token's only
     logprobs = body.get("logprobs")
     if logprobs is not None:

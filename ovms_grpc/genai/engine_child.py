@@ -47,16 +47,30 @@ def text_delta(text: str, sent: str, final: bool) -> tuple[str, str]:
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
 
 
-def context_length(model_dir: str) -> int:
-    """The model's context length from its config.json; 0 when it does not say."""
+def _model_config(model_dir: str) -> dict[str, Any]:
     try:
         config = json.loads((Path(model_dir) / "config.json").read_text())
     except (OSError, ValueError):
-        return 0
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def context_length(model_dir: str) -> int:
+    """The model's context length from its config.json; 0 when it does not say."""
+    config = _model_config(model_dir)
     for key in CONTEXT_KEYS:
         if isinstance(config.get(key), int) and config[key] > 0:
             return int(config[key])
     return 0
+
+
+def vocabulary_size(model_dir: str, tokenizer: Any) -> int:
+    """Token ids the model embeds: config.json's vocab_size, else the tokenizer's vocabulary (whose
+    byte-level entries need not be valid UTF-8, so it is only the fallback)."""
+    size = _model_config(model_dir).get("vocab_size")
+    if isinstance(size, int) and size > 0:
+        return size
+    return len(tokenizer.get_vocab_vector())
 
 
 @dataclass
@@ -143,6 +157,14 @@ def completion_budget(context: int, prompt_tokens: int, max_tokens: int | None, 
     return min(default, context - prompt_tokens) if context else default
 
 
+def checked_token_ids(ids: list[int], vocabulary: int, error: type[Exception]) -> list[int]:
+    """``ids`` when each is a token id of the vocabulary; else ``error`` naming the first that is not."""
+    bad = next(((i, t) for i, t in enumerate(ids) if not 0 <= t < vocabulary), None)
+    if bad is not None:
+        raise error(f"prompt[{bad[0]}] is token id {bad[1]}, outside the vocabulary (0..{vocabulary - 1})")
+    return [int(t) for t in ids]
+
+
 class RequestError(Exception):
     """A request the model cannot take; its message goes to the client as it is."""
 
@@ -170,6 +192,7 @@ class EngineLoop:
         self.context = context_length(model_dir)
         self.eos = self.tokenizer.get_eos_token_id() if hasattr(self.tokenizer, "get_eos_token_id") else None
         self.running: dict[int, Running] = {}
+        self.vocabulary: int | None = None
         self.unproven: set[int] = set()
         """Requests with a grammar that no step has compiled yet."""
         self.scorer: Any = None
@@ -184,6 +207,12 @@ class EngineLoop:
                 extra_context=options.get("chat_template_kwargs") or None,
             )
         return payload
+
+    def known_ids(self, ids: list[int]) -> list[int]:
+        """``ids`` if every one is in the vocabulary; else a RequestError naming the first that is not."""
+        if self.vocabulary is None:
+            self.vocabulary = vocabulary_size(self.model_dir, self.tokenizer)
+        return checked_token_ids(ids, self.vocabulary, RequestError)
 
     def check_length(self, prompt_tokens: int) -> None:
         if self.max_prompt_len and prompt_tokens > self.max_prompt_len:
@@ -238,8 +267,12 @@ class EngineLoop:
 
     def add(self, rid: int, kind: str, payload: Any, options: dict[str, Any]) -> list:
         try:
-            prompt = self.prompt_of(kind, payload, options)
-            ids = [int(t) for t in self.tokenizer.encode(prompt).input_ids.data[0]]
+            if isinstance(payload, list) and kind == "completion":  # a prompt of token ids
+                ids = self.known_ids(payload)
+                prompt = self.tokenizer.decode(ids)  # what echo returns
+            else:
+                prompt = self.prompt_of(kind, payload, options)
+                ids = [int(t) for t in self.tokenizer.encode(prompt).input_ids.data[0]]
             self.check_length(len(ids))
             try:
                 max_tokens = completion_budget(

@@ -23,7 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ovms_grpc.genai.engine import Admitted, Delta
-from ovms_grpc.genai.engine_child import completion_budget, context_length, generation_config, text_delta
+from ovms_grpc.genai.engine_child import (
+    checked_token_ids,
+    completion_budget,
+    context_length,
+    generation_config,
+    text_delta,
+    vocabulary_size,
+)
 from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 
 log = logging.getLogger(__name__)
@@ -133,7 +140,11 @@ class SerialEngine:
         """Runs in the worker thread: one whole generation; returns its finish reason."""
         if cancelled.is_set():
             return "abort"
-        prompt = self._prompt(kind, payload, options)
+        if isinstance(payload, list) and kind == "completion":  # a prompt of token ids
+            vocabulary = vocabulary_size(self._model_dir, self._tokenizer)
+            prompt = self._tokenizer.decode(checked_token_ids(payload, vocabulary, InvalidArgument))
+        else:
+            prompt = self._prompt(kind, payload, options)
         prompt_tokens = int(self._tokenizer.encode(prompt).input_ids.shape[1])
         limit = self._options.get("max_prompt_len") or 0
         if limit and prompt_tokens > limit:

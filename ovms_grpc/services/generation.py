@@ -238,10 +238,11 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         try:
             options = sampling_options(request.sampling, streaming=True, echo=request.echo)
             top = request.sampling.top_logprobs > 0
+            # token ids go to the engine as a list (the engine checks them against the vocabulary)
+            prompt = list(request.prompt_token_ids.ids) if request.HasField("prompt_token_ids") else request.prompt
             chunks = self._chunks(
-                request.model, "completion", request.prompt, options, header, request.include_usage, fill, None,
-                tracked,
-            )  # fmt: skip
+                request.model, "completion", prompt, options, header, request.include_usage, fill, None, tracked
+            )
             async for chunk in chunks:
                 yield chunk
             ok = True

@@ -96,6 +96,43 @@ def test_loglikelihood_task_scores_like_in_process_genai(
     assert compared == 18
 
 
+def test_tokenized_loglikelihood_requests_score_the_ids_sent(
+    server: ServerProcess, tasks: Path, tmp_path: Path, llm_dir: Path, pipeline
+) -> None:
+    """lm_eval's default with a tokenizer: prompts as token ids, context and continuation encoded apart."""
+    import openvino as ov
+    from transformers import AutoTokenizer
+
+    model_args = (
+        f"model=llm,base_url={server.rest_url}/v3/completions,tokenizer={llm_dir},tokenizer_backend=huggingface,"
+        "tokenized_requests=True,num_concurrent=2,max_retries=1"
+    )
+    samples = run_lm_eval(tmp_path, tasks, "local-completions", model_args, "tiny_mc")
+    tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
+
+    def encode(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    compared = 0
+    for sample in samples:
+        for index, arguments in enumerate(sample["arguments"].values()):
+            context, continuation = arguments["arg_0"], arguments["arg_1"]
+            spaces = len(context) - len(context.rstrip())
+            if spaces:
+                context, continuation = context[:-spaces], context[-spaces:] + continuation
+            context_ids, continuation_ids = encode(context), encode(continuation)
+            whole = context_ids + continuation_ids
+            logprobs = genai_reference.prompt_logprobs(pipeline, ov.Tensor(np.array([whole], dtype=np.int64)))
+            expected = sum(logprobs[len(context_ids) - 1 :])
+            got = float(sample["resps"][index][0][0])
+            assert got == pytest.approx(expected, rel=genai_reference.SCORE_TOLERANCE, abs=1e-3), (
+                context,
+                continuation,
+            )
+            compared += 1
+    assert compared == 18
+
+
 def test_generation_task_answers_like_in_process_genai(
     server: ServerProcess, tasks: Path, tmp_path: Path, pipeline
 ) -> None:

@@ -204,3 +204,32 @@ def test_max_tokens_beyond_the_context_is_400_naming_both_numbers(client: OpenAI
     # a max_tokens that fits is served, and without one generation ends at the context
     fits = client.completions.create(model="llm", prompt="word " * 40, max_tokens=2048 - prompt)
     assert fits.choices[0].finish_reason in ("length", "stop")
+
+
+def test_completions_take_token_id_prompts(client: OpenAI, llm_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(str(llm_dir))("Once upon a time", add_special_tokens=False)["input_ids"]
+    by_text = client.completions.create(model="llm", prompt="Once upon a time", max_tokens=6, temperature=0)
+    by_ids = client.completions.create(model="llm", prompt=ids, max_tokens=6, temperature=0)
+    assert by_ids.usage.prompt_tokens == len(ids) == by_text.usage.prompt_tokens
+    assert by_ids.choices[0].text == by_text.choices[0].text
+    both = client.completions.create(model="llm", prompt=[ids, ids[:2]], max_tokens=3, echo=True)
+    assert [c.index for c in both.choices] == [0, 1] and both.choices[0].text.startswith("Once upon a time")
+    assert both.usage.prompt_tokens == len(ids) + 2
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ([], "prompt must be a string, an array of strings, an array of token ids"),
+        ([1, "a"], "prompt must be a string, an array of strings, an array of token ids"),
+        ([[1, 2], "a"], "prompt must be a string"),
+        ([-1], "token ids between 0 and 2^31-1"),
+        ([10_000_000], "prompt[0] is token id 10000000, outside the vocabulary"),
+    ],
+)
+def test_bad_token_id_prompts_are_400(client: OpenAI, prompt: list, message: str) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        client.completions.create(model="llm", prompt=prompt, max_tokens=2)
+    assert message in caught.value.body["message"]

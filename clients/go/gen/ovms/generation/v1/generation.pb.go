@@ -1221,10 +1221,12 @@ type CompleteRequest struct {
 	Sampling *SamplingParams        `protobuf:"bytes,3,opt,name=sampling,proto3" json:"sampling,omitempty"`
 	// Return the prompt before the completion (with its token logprobs when logprobs is set):
 	// the first message of each choice then carries the prompt. max_tokens may be 0 with echo.
-	Echo          bool `protobuf:"varint,4,opt,name=echo,proto3" json:"echo,omitempty"`
-	IncludeUsage  bool `protobuf:"varint,5,opt,name=include_usage,json=includeUsage,proto3" json:"include_usage,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Echo         bool `protobuf:"varint,4,opt,name=echo,proto3" json:"echo,omitempty"`
+	IncludeUsage bool `protobuf:"varint,5,opt,name=include_usage,json=includeUsage,proto3" json:"include_usage,omitempty"`
+	// The prompt as token ids of the model's vocabulary, instead of prompt (OpenAI's [int] prompt).
+	PromptTokenIds *TokenIds `protobuf:"bytes,6,opt,name=prompt_token_ids,json=promptTokenIds,proto3" json:"prompt_token_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CompleteRequest) Reset() {
@@ -1290,6 +1292,13 @@ func (x *CompleteRequest) GetIncludeUsage() bool {
 		return x.IncludeUsage
 	}
 	return false
+}
+
+func (x *CompleteRequest) GetPromptTokenIds() *TokenIds {
+	if x != nil {
+		return x.PromptTokenIds
+	}
+	return nil
 }
 
 type CompleteResponse struct {
@@ -2123,13 +2132,14 @@ const file_ovms_generation_v1_generation_proto_rawDesc = "" +
 	"\n" +
 	"tool_calls\x18\x05 \x03(\v2\x1c.ovms.generation.v1.ToolCallR\ttoolCalls\x12E\n" +
 	"\rfinish_reason\x18\x06 \x01(\x0e2 .ovms.generation.v1.FinishReasonR\ffinishReason\x12<\n" +
-	"\blogprobs\x18\a \x03(\v2 .ovms.generation.v1.TokenLogprobR\blogprobs\"\xb8\x01\n" +
+	"\blogprobs\x18\a \x03(\v2 .ovms.generation.v1.TokenLogprobR\blogprobs\"\x80\x02\n" +
 	"\x0fCompleteRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x16\n" +
 	"\x06prompt\x18\x02 \x01(\tR\x06prompt\x12>\n" +
 	"\bsampling\x18\x03 \x01(\v2\".ovms.generation.v1.SamplingParamsR\bsampling\x12\x12\n" +
 	"\x04echo\x18\x04 \x01(\bR\x04echo\x12#\n" +
-	"\rinclude_usage\x18\x05 \x01(\bR\fincludeUsage\"\xf7\x01\n" +
+	"\rinclude_usage\x18\x05 \x01(\bR\fincludeUsage\x12F\n" +
+	"\x10prompt_token_ids\x18\x06 \x01(\v2\x1c.ovms.generation.v1.TokenIdsR\x0epromptTokenIds\"\xf7\x01\n" +
 	"\x10CompleteResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\x03R\acreated\x12\x14\n" +
@@ -2255,31 +2265,32 @@ var file_ovms_generation_v1_generation_proto_depIdxs = []int32{
 	0,  // 15: ovms.generation.v1.ChatChoiceDelta.finish_reason:type_name -> ovms.generation.v1.FinishReason
 	10, // 16: ovms.generation.v1.ChatChoiceDelta.logprobs:type_name -> ovms.generation.v1.TokenLogprob
 	1,  // 17: ovms.generation.v1.CompleteRequest.sampling:type_name -> ovms.generation.v1.SamplingParams
-	17, // 18: ovms.generation.v1.CompleteResponse.choices:type_name -> ovms.generation.v1.CompletionChoiceDelta
-	9,  // 19: ovms.generation.v1.CompleteResponse.usage:type_name -> ovms.generation.v1.Usage
-	0,  // 20: ovms.generation.v1.CompletionChoiceDelta.finish_reason:type_name -> ovms.generation.v1.FinishReason
-	10, // 21: ovms.generation.v1.CompletionChoiceDelta.logprobs:type_name -> ovms.generation.v1.TokenLogprob
-	19, // 22: ovms.generation.v1.EmbedRequest.token_inputs:type_name -> ovms.generation.v1.TokenIds
-	21, // 23: ovms.generation.v1.EmbedResponse.data:type_name -> ovms.generation.v1.Embedding
-	9,  // 24: ovms.generation.v1.EmbedResponse.usage:type_name -> ovms.generation.v1.Usage
-	24, // 25: ovms.generation.v1.RerankResponse.results:type_name -> ovms.generation.v1.RerankResult
-	9,  // 26: ovms.generation.v1.RerankResponse.usage:type_name -> ovms.generation.v1.Usage
-	27, // 27: ovms.generation.v1.ListModelsResponse.models:type_name -> ovms.generation.v1.ModelCard
-	12, // 28: ovms.generation.v1.GenerationService.Chat:input_type -> ovms.generation.v1.ChatRequest
-	15, // 29: ovms.generation.v1.GenerationService.Complete:input_type -> ovms.generation.v1.CompleteRequest
-	18, // 30: ovms.generation.v1.GenerationService.Embed:input_type -> ovms.generation.v1.EmbedRequest
-	22, // 31: ovms.generation.v1.GenerationService.Rerank:input_type -> ovms.generation.v1.RerankRequest
-	25, // 32: ovms.generation.v1.GenerationService.ListModels:input_type -> ovms.generation.v1.ListModelsRequest
-	13, // 33: ovms.generation.v1.GenerationService.Chat:output_type -> ovms.generation.v1.ChatResponse
-	16, // 34: ovms.generation.v1.GenerationService.Complete:output_type -> ovms.generation.v1.CompleteResponse
-	20, // 35: ovms.generation.v1.GenerationService.Embed:output_type -> ovms.generation.v1.EmbedResponse
-	23, // 36: ovms.generation.v1.GenerationService.Rerank:output_type -> ovms.generation.v1.RerankResponse
-	26, // 37: ovms.generation.v1.GenerationService.ListModels:output_type -> ovms.generation.v1.ListModelsResponse
-	33, // [33:38] is the sub-list for method output_type
-	28, // [28:33] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	19, // 18: ovms.generation.v1.CompleteRequest.prompt_token_ids:type_name -> ovms.generation.v1.TokenIds
+	17, // 19: ovms.generation.v1.CompleteResponse.choices:type_name -> ovms.generation.v1.CompletionChoiceDelta
+	9,  // 20: ovms.generation.v1.CompleteResponse.usage:type_name -> ovms.generation.v1.Usage
+	0,  // 21: ovms.generation.v1.CompletionChoiceDelta.finish_reason:type_name -> ovms.generation.v1.FinishReason
+	10, // 22: ovms.generation.v1.CompletionChoiceDelta.logprobs:type_name -> ovms.generation.v1.TokenLogprob
+	19, // 23: ovms.generation.v1.EmbedRequest.token_inputs:type_name -> ovms.generation.v1.TokenIds
+	21, // 24: ovms.generation.v1.EmbedResponse.data:type_name -> ovms.generation.v1.Embedding
+	9,  // 25: ovms.generation.v1.EmbedResponse.usage:type_name -> ovms.generation.v1.Usage
+	24, // 26: ovms.generation.v1.RerankResponse.results:type_name -> ovms.generation.v1.RerankResult
+	9,  // 27: ovms.generation.v1.RerankResponse.usage:type_name -> ovms.generation.v1.Usage
+	27, // 28: ovms.generation.v1.ListModelsResponse.models:type_name -> ovms.generation.v1.ModelCard
+	12, // 29: ovms.generation.v1.GenerationService.Chat:input_type -> ovms.generation.v1.ChatRequest
+	15, // 30: ovms.generation.v1.GenerationService.Complete:input_type -> ovms.generation.v1.CompleteRequest
+	18, // 31: ovms.generation.v1.GenerationService.Embed:input_type -> ovms.generation.v1.EmbedRequest
+	22, // 32: ovms.generation.v1.GenerationService.Rerank:input_type -> ovms.generation.v1.RerankRequest
+	25, // 33: ovms.generation.v1.GenerationService.ListModels:input_type -> ovms.generation.v1.ListModelsRequest
+	13, // 34: ovms.generation.v1.GenerationService.Chat:output_type -> ovms.generation.v1.ChatResponse
+	16, // 35: ovms.generation.v1.GenerationService.Complete:output_type -> ovms.generation.v1.CompleteResponse
+	20, // 36: ovms.generation.v1.GenerationService.Embed:output_type -> ovms.generation.v1.EmbedResponse
+	23, // 37: ovms.generation.v1.GenerationService.Rerank:output_type -> ovms.generation.v1.RerankResponse
+	26, // 38: ovms.generation.v1.GenerationService.ListModels:output_type -> ovms.generation.v1.ListModelsResponse
+	34, // [34:39] is the sub-list for method output_type
+	29, // [29:34] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_ovms_generation_v1_generation_proto_init() }

@@ -574,6 +574,7 @@ class CompleteRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     ECHO_FIELD_NUMBER: _builtins.int
     INCLUDE_USAGE_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKEN_IDS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     prompt: _builtins.str
     echo: _builtins.bool
@@ -583,6 +584,10 @@ class CompleteRequest(_message.Message):
     include_usage: _builtins.bool
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
+    @_builtins.property
+    def prompt_token_ids(self) -> Global___TokenIds:
+        """The prompt as token ids of the model's vocabulary, instead of prompt (OpenAI's [int] prompt)."""
+
     def __init__(
         self,
         *,
@@ -591,10 +596,11 @@ class CompleteRequest(_message.Message):
         sampling: Global___SamplingParams | None = ...,
         echo: _builtins.bool = ...,
         include_usage: _builtins.bool = ...,
+        prompt_token_ids: Global___TokenIds | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["prompt_token_ids", b"prompt_token_ids", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["echo", b"echo", "include_usage", b"include_usage", "model", b"model", "prompt", b"prompt", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["echo", b"echo", "include_usage", b"include_usage", "model", b"model", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "sampling", b"sampling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
