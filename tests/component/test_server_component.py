@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import openvino as ov
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -24,6 +25,10 @@ from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_g
 from tests import models
 from tests.component.loop import run
 
+#: One OpenVINO core for every server here, made at import: creating one takes long enough
+#: (hundreds of ms on a loaded machine) to trip the blocked-loop detector if done on the loop.
+CORE = ov.Core()
+
 
 def make_server(repo: Path, name: str = "dummy", nireq: int = 0, plugin_config: dict | None = None) -> ModelServer:
     """A server on a free loopback port; ``plugin_config`` may leave a core to the event loop (2-core machines)."""
@@ -33,7 +38,18 @@ def make_server(repo: Path, name: str = "dummy", nireq: int = 0, plugin_config: 
         bind_addresses=("127.0.0.1",),
         shutdown_grace_seconds=1.0,
     )
-    return ModelServer(config)
+    return ModelServer(config, core=CORE)
+
+
+def outcomes(calls: list[grpc.Future], timeout: float = 60) -> list:
+    """Each call's response, or its RpcError (waited for in the client's thread)."""
+    found = []
+    for call in calls:
+        try:
+            found.append(call.result(timeout=timeout))
+        except grpc.RpcError as exc:
+            found.append(exc)
+    return found
 
 
 def dummy_request(value: float, version: str = "") -> pb.ModelInferRequest:
@@ -123,23 +139,28 @@ def test_cancelled_requests_return_their_infer_requests(tmp_path: Path) -> None:
         big = pb.ModelInferRequest(model_name="dummy")
         big.inputs.add(name="b", datatype="FP32", shape=[512, 4096])
         big.raw_input_contents.append(np.ones((512, 4096), np.float32).tobytes())
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            calls = [stub.ModelInfer(big) for _ in range(20)]
+        address = f"127.0.0.1:{server.ports[0]}"
+
+        def send_and_cancel() -> list[bool]:  # the client's thread: 160 MB of requests to serialize
+            with grpc.insecure_channel(address) as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                calls = [stub.ModelInfer.future(big) for _ in range(20)]
+                return [call.cancel() for call in calls]  # the first ones may have been answered already
+
+        cancelled = await asyncio.to_thread(send_and_cancel)
+        assert any(cancelled), "no call was still running or waiting when cancelled"
+        # every infer request comes back to the pool, and the model still answers
+        for _ in range(200):
+            if servable.pool.idle == servable.pool.size:
+                break
             await asyncio.sleep(0.05)
-            for call in calls:
-                call.cancel()
-            for call in calls:
-                with pytest.raises(asyncio.CancelledError):
-                    await call
-            # every infer request comes back to the pool, and the model still answers
-            for _ in range(200):
-                if servable.pool.idle == servable.pool.size:
-                    break
-                await asyncio.sleep(0.05)
-            assert servable.pool.idle == servable.pool.size == 2
-            response = await stub.ModelInfer(dummy_request(4.0))
-            np.testing.assert_array_equal(output_of(response), np.full((1, 10), 5.0))
+        assert servable.pool.idle == servable.pool.size == 2
+
+        def one() -> pb.ModelInferResponse:
+            with grpc.insecure_channel(address) as channel:
+                return pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(dummy_request(4.0), timeout=60)
+
+        np.testing.assert_array_equal(output_of(await asyncio.to_thread(one)), np.full((1, 10), 5.0))
         await server.stop()
 
     run(scenario())
@@ -173,20 +194,25 @@ def test_requests_past_the_queue_bound_are_resource_exhausted(demo_repo: Path) -
     image.raw_input_contents.append(np.ones((1, 3, 224, 224), np.float32).tobytes())
 
     async def scenario() -> None:
-        server = ModelServer(config)
+        server = ModelServer(config, core=CORE)
         await server.start()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            outcomes = await asyncio.gather(*(stub.ModelInfer(image) for _ in range(30)), return_exceptions=True)
-            rejected = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
-            answered = [o for o in outcomes if isinstance(o, pb.ModelInferResponse)]
-            assert len(rejected) + len(answered) == 30
-            assert rejected and len(answered) >= 3  # one running and two queued at least
-            for error in rejected:
-                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                assert 'model "resnet_like" version 1: 2 requests already wait' in error.details()
-                assert ("ovms-error-kind", "RESOURCE_EXHAUSTED") in tuple(error.trailing_metadata())
-            assert len((await stub.ModelInfer(image)).raw_output_contents[0]) == 4000
+
+        def burst() -> tuple[list, pb.ModelInferResponse]:  # the client's own thread
+            with grpc.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
+                stub = pb_grpc.GRPCInferenceServiceStub(channel)
+                answers = outcomes([stub.ModelInfer.future(image) for _ in range(30)])
+                return answers, stub.ModelInfer(image, timeout=60)
+
+        answers, after = await asyncio.to_thread(burst)
+        rejected = [o for o in answers if isinstance(o, grpc.RpcError)]
+        answered = [o for o in answers if isinstance(o, pb.ModelInferResponse)]
+        assert len(rejected) + len(answered) == 30
+        assert rejected and len(answered) >= 3  # one running and two queued at least
+        for error in rejected:
+            assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert 'model "resnet_like" version 1: 2 requests already wait' in error.details()
+            assert ("ovms-error-kind", "RESOURCE_EXHAUSTED") in tuple(error.trailing_metadata())
+        assert len(after.raw_output_contents[0]) == 4000
         await server.stop()
 
     run(scenario())
@@ -205,24 +231,25 @@ def test_retired_version_finishes_requests_in_flight(tmp_path: Path) -> None:
         await server.start()
         record = server.manager.entries["dummy"].versions[1]
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}", options=options) as channel:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            calls = [asyncio.ensure_future(stub.ModelInfer(big)) for _ in range(6)]
-            while record.servable is None or record.servable.in_flight == 0:
-                await asyncio.sleep(0.001)
-            shutil.rmtree(repo / "1")
-            rescan = asyncio.ensure_future(server.manager.rescan())
-            # a version released before its in-flight requests finished would leave them hanging
-            responses = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 60)
-            await rescan
-            answered = [r for r in responses if isinstance(r, pb.ModelInferResponse)]
-            assert answered, responses  # the requests already running finished normally
-            for response in answered:
-                assert response.model_version == "1"
-                assert np.frombuffer(response.raw_output_contents[0], np.float32)[:3].tolist() == [1.0] * 3
-            for error in (r for r in responses if not isinstance(r, pb.ModelInferResponse)):
-                assert error.code() == grpc.StatusCode.NOT_FOUND  # arrived after the version was retired
-            assert record.state.name == "END"
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.ports[0]}", options=options)  # used off the loop
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        calls = await asyncio.to_thread(lambda: [stub.ModelInfer.future(big) for _ in range(6)])
+        while record.servable is None or record.servable.in_flight == 0:
+            await asyncio.sleep(0.001)
+        shutil.rmtree(repo / "1")
+        rescan = asyncio.ensure_future(server.manager.rescan())
+        # a version released before its in-flight requests finished would leave them hanging
+        responses = await asyncio.to_thread(outcomes, calls)
+        await rescan
+        channel.close()
+        answered = [r for r in responses if isinstance(r, pb.ModelInferResponse)]
+        assert answered, responses  # the requests already running finished normally
+        for response in answered:
+            assert response.model_version == "1"
+            assert np.frombuffer(response.raw_output_contents[0], np.float32)[:3].tolist() == [1.0] * 3
+        for error in (r for r in responses if not isinstance(r, pb.ModelInferResponse)):
+            assert error.code() == grpc.StatusCode.NOT_FOUND  # arrived after the version was retired
+        assert record.state.name == "END"
         await server.stop()
 
     run(scenario())
@@ -241,7 +268,7 @@ def test_generation_never_blocks_the_event_loop(llm_dir: Path) -> None:
     )
 
     async def scenario() -> None:
-        server = ModelServer(config)
+        server = ModelServer(config, core=CORE)
         await server.start()
         generator = server.manager.generator("llm", "text_generation")
         assert generator.engine.pid not in (None, os.getpid())
@@ -291,7 +318,7 @@ def test_chat_parsers_split_reasoning_and_tool_calls(llm_dir: Path, monkeypatch:
     )
 
     async def scenario() -> None:
-        server = ModelServer(config)
+        server = ModelServer(config, core=CORE)
         await server.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.ports[0]}") as channel:
             stub = gen_grpc.GenerationServiceStub(channel)
