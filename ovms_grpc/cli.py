@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="gRPC server options, e.g. grpc.max_receive_message_length=N",
     )  # fmt: skip
     grpc_group.add_argument(
+        "--grpc_max_concurrent_rpcs", type=int, default=0,
+        help="RPCs handled at once; RESOURCE_EXHAUSTED past it (0 = unbounded)",
+    )  # fmt: skip
+    grpc_group.add_argument(
         "--max_queued_requests", type=int, default=1024, help="requests that may wait per model version; 429 past it"
     )
 
@@ -367,6 +371,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             cors=(args.allowed_origins, args.allowed_methods, args.allowed_headers, args.allow_credentials),
         )
     _check(args.max_queued_requests >= 0, "max_queued_requests must be a non-negative integer")
+    _check(args.grpc_max_concurrent_rpcs >= 0, "grpc_max_concurrent_rpcs must be a non-negative integer")
     _check(args.file_system_poll_wait_seconds >= 0, "file_system_poll_wait_seconds must be a non-negative integer")
     sources = [bool(args.demo), bool(args.config_path), bool(args.model_path or args.model_name)]
     _check(sum(sources) <= 1, "Use either config_path or model_path with model_name")
@@ -415,6 +420,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         grpc_workers=args.grpc_workers,
         channel_arguments=parse_channel_arguments(args.grpc_channel_arguments),
         max_queued_requests=args.max_queued_requests,
+        max_concurrent_rpcs=args.grpc_max_concurrent_rpcs,
         gateway=gateway,
         metrics=metrics,
         exit_on_load_failure=config_path is None,

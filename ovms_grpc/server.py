@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ovms_grpc.config import ConfigError
 from ovms_grpc.gateway_process import GatewayStartError, GatewaySupervisor
+from ovms_grpc.interceptor import RequestInterceptor
 from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.manager import ModelManager
 from ovms_grpc.reflection import enable_server_reflection
@@ -62,7 +63,11 @@ class ModelServer:
             self.manager, models=config.models, config_path=config.config_path, poll_seconds=config.poll_seconds
         )
         self.health = health.aio.HealthServicer()
-        self._server = grpc.aio.server(options=config.grpc_options())
+        self._server = grpc.aio.server(
+            options=config.grpc_options(),
+            interceptors=[RequestInterceptor()],
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs or None,
+        )
         self._poller: asyncio.Task | None = None
         kserve_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(self.manager), self._server)
         admin = AdminServicer(self.manager, self.reloader, lambda: self.gateway.state if self.gateway else "")

@@ -36,6 +36,8 @@ class ServerConfig:
     """The REST gateway to run as a child process (``--rest_port``), if any."""
     metrics: tuple[str, ...] = ()
     """Metric families enabled from the command line (``--metrics_enable``, ``--metrics_list``)."""
+    max_concurrent_rpcs: int = 0
+    """``--grpc_max_concurrent_rpcs``: RPCs handled at once; past it gRPC answers RESOURCE_EXHAUSTED. 0 = unbounded."""
     max_queued_requests: int = 1024
     """Requests that may wait for a free infer request, per servable; past it: RESOURCE_EXHAUSTED."""
     exit_on_load_failure: bool = True

@@ -1,0 +1,257 @@
+"""The one server interceptor: request identity, one access-log line per RPC, and deadlines.
+
+Every RPC, whatever its service, gets:
+
+- an ``x-request-id``: the client's (at most 128 printable ASCII characters) or a new uuid4 hex,
+  sent back in the *initial* response metadata before the handler runs, so it reaches the client
+  on success and on every error alike (trailing metadata is left to the handlers: an abort replaces
+  it with the error kind). Handler code reads it from the `request_id` contextvar.
+- one DEBUG line on the ``ovms_grpc.access`` logger: method, request id, status, duration and, for a
+  unary request naming one, the model. Never prompts or tensors.
+- its client's deadline enforced: the handler runs under ``asyncio.timeout`` (each step of a
+  streaming handler), so it is cancelled and frees what it held (an infer request goes back to its
+  pool, a generation is aborted), and the RPC ends with DEADLINE_EXCEEDED and the kind in trailing
+  metadata. The timeout fires a little before the deadline itself (`DEADLINE_MARGIN_SECONDS`, at
+  most a tenth of the time the call had), so that this status, not the client's own timer, is what
+  the client reads. When gRPC cancels the handler first, the line says DEADLINE_EXCEEDED as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ovms_grpc.services.status import abort
+from ovms_grpc_client.errors import DeadlineExceeded
+
+access_log = logging.getLogger("ovms_grpc.access")
+
+#: Request and initial response metadata carrying the request's identity.
+REQUEST_ID_KEY = "x-request-id"
+#: Longest client-chosen request id accepted; a longer (or non-printable) one is replaced.
+MAX_REQUEST_ID_LENGTH = 128
+#: At most this long before the client's deadline, the handler is stopped and the status sent.
+DEADLINE_MARGIN_SECONDS = 0.01
+
+#: The current RPC's request id ("" outside an RPC).
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+_MODEL_FIELDS = ("model_name", "name", "model")
+#: Per request message type: how to read the model it names (None: it names none).
+_model_readers: dict[type, Callable[[Any], str] | None] = {}
+
+
+def choose_request_id(metadata: Any) -> str:
+    """The client's ``x-request-id`` if it is short printable ASCII, else a new one."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY:
+            if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH and _printable(value):
+                return value
+            break
+    return uuid.uuid4().hex
+
+
+def _printable(text: str) -> bool:
+    return all(" " <= char <= "~" for char in text)
+
+
+def _field_text(message: Any, name: str) -> str:
+    value = getattr(message, name)
+    return value if isinstance(value, str) else ""  # a repeated field names no single model
+
+
+def _model_reader(message_type: type) -> Callable[[Any], str] | None:
+    fields = getattr(getattr(message_type, "DESCRIPTOR", None), "fields_by_name", {})
+    for name in _MODEL_FIELDS:
+        field = fields.get(name)
+        if field is not None and field.type == field.TYPE_STRING:
+            return functools.partial(_field_text, name=name)
+    if "model_spec" in fields:  # TensorFlow Serving
+        return lambda message: message.model_spec.name
+    return None
+
+
+def model_of(message: Any) -> str:
+    """The model a request message names (``model_name``, ``name``, ``model``, TFS ``model_spec.name``)."""
+    message_type = type(message)
+    if message_type not in _model_readers:
+        _model_readers[message_type] = _model_reader(message_type)
+    reader = _model_readers[message_type]
+    return reader(message) if reader is not None else ""
+
+
+class _Call:
+    """One RPC as the interceptor sees it: identity, deadline, and the facts of its access line."""
+
+    __slots__ = ("method", "context", "id", "started", "deadline", "timeout", "model")
+
+    def __init__(self, method: str, context: grpc.aio.ServicerContext, margin: float) -> None:
+        self.method = method
+        self.context = context
+        self.id = choose_request_id(context.invocation_metadata())
+        request_id.set(self.id)
+        self.started = time.perf_counter()
+        self.model = ""
+        remaining = context.time_remaining()
+        self.deadline: float | None = None
+        if remaining is not None:
+            self.deadline = asyncio.get_running_loop().time() + remaining - min(margin, remaining / 10)
+        self.timeout: asyncio.Timeout | None = None
+
+    def step(self) -> asyncio.Timeout | None:
+        """A timeout for the next await of the handler (None without a deadline)."""
+        if self.deadline is None:
+            return None
+        self.timeout = asyncio.timeout_at(self.deadline)
+        return self.timeout
+
+    async def start(self) -> None:
+        await self.context.send_initial_metadata(((REQUEST_ID_KEY, self.id),))
+
+    async def deadline_passed(self) -> None:
+        """End the RPC with DEADLINE_EXCEEDED (raises the AbortError gRPC expects)."""
+        if self.context.done():  # the handler's own status went out as the timeout fired: keep it
+            raise asyncio.CancelledError
+        remaining = self.context.time_remaining()
+        waited = time.perf_counter() - self.started
+        error = DeadlineExceeded(
+            f"{self.method} stopped after {waited:.3f} s, {remaining or 0:.3f} s before the client's deadline"
+        )
+        await abort(self.context, error)
+
+    def expired(self) -> bool:
+        return self.timeout is not None and self.timeout.expired()
+
+    def status(self, exc: BaseException | None) -> str:
+        code = self.context.code()
+        if isinstance(code, grpc.StatusCode):
+            return code.name
+        if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):  # gRPC stopped the handler
+            return "DEADLINE_EXCEEDED" if self.context.time_remaining() == 0 else "CANCELLED"
+        if exc is not None and not isinstance(exc, grpc.aio.AbortError):
+            return "UNKNOWN"  # gRPC answers an exception that escaped the handler with UNKNOWN
+        return "OK"
+
+    def log(self, exc: BaseException | None) -> None:
+        if not access_log.isEnabledFor(logging.DEBUG):
+            return
+        duration = (time.perf_counter() - self.started) * 1000
+        model = f" model={self.model}" if self.model else ""
+        access_log.debug(
+            "%s request_id=%s status=%s duration_ms=%.2f%s", self.method, self.id, self.status(exc), duration, model
+        )
+
+
+class RequestInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, access log and deadline for every RPC, in one wrapper around each handler."""
+
+    def __init__(self, deadline_margin: float = DEADLINE_MARGIN_SECONDS) -> None:
+        self._margin = deadline_margin
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler.unary_unary is not None:
+            behavior, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        elif handler.unary_stream is not None:
+            behavior, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+        elif handler.stream_unary is not None:
+            behavior, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        else:
+            behavior, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        if inspect.isasyncgenfunction(behavior):
+            wrapped: Callable[..., Any] = self._wrap_generator(method, behavior, handler.request_streaming)
+        elif inspect.iscoroutinefunction(behavior):
+            wrapped = self._wrap_coroutine(method, behavior, handler.request_streaming)
+        else:  # a synchronous handler runs in gRPC's thread pool; this server registers none
+            return handler
+        return make(
+            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
+
+    def _wrap_coroutine(
+        self, method: str, behavior: Callable[..., Awaitable[Any]], request_streaming: bool
+    ) -> Callable[..., Awaitable[Any]]:
+        """A unary-response handler, or a streaming one that writes with ``context.write``."""
+        margin = self._margin
+
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = _Call(method, context, margin)
+            if not request_streaming:
+                call.model = model_of(request)
+            failure: BaseException | None = None
+            try:
+                await call.start()
+                timeout = call.step()
+                if timeout is None:
+                    return await behavior(request, context)
+                try:
+                    async with timeout:
+                        return await behavior(request, context)
+                except TimeoutError:
+                    if not call.expired():
+                        raise
+                await call.deadline_passed()
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                call.log(failure)
+
+        return run
+
+    def _wrap_generator(
+        self, method: str, behavior: Callable[..., AsyncIterator[Any]], request_streaming: bool
+    ) -> Callable[..., AsyncIterator[Any]]:
+        """A streaming-response handler written as an async generator: each step under the deadline."""
+        margin = self._margin
+
+        async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            call = _Call(method, context, margin)
+            if not request_streaming:
+                call.model = model_of(request)
+            failure: BaseException | None = None
+            responses = behavior(request, context)
+            try:
+                await call.start()
+                while True:
+                    timeout = call.step()
+                    try:
+                        if timeout is None:
+                            response = await anext(responses)
+                        else:
+                            async with timeout:
+                                response = await anext(responses)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        if not call.expired():
+                            raise
+                        await call.deadline_passed()
+                    # The step's timeout ends before the yield: time spent sending is gRPC's to bound.
+                    yield response
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                try:
+                    await responses.aclose()  # type: ignore[attr-defined]
+                finally:
+                    call.log(failure)
+
+        return run
