@@ -48,7 +48,7 @@ class CannotServe(Exception):
 
 EXAMPLES = """examples:
   ovms-grpc --demo --port 9000 --rest_port 8000
-      the built-in demo (dummy, resnet_like, llm): gRPC on 9000, REST and OpenAI /v3 on 8000
+      the built-in demo (dummy, resnet_like, llm, embed, rerank): gRPC on 9000, REST and OpenAI /v3 on 8000
   ovms-grpc --model_path /models/resnet --model_name resnet --port 9000 --target_device CPU
       one model folder with numeric version folders (1/, 2/, ...)
   ovms-grpc --config_path /models/config.json --port 9000 --rest_port 8000
@@ -103,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve = parser.add_argument_group("what to serve")
     serve.add_argument(
-        "--demo", action="store_true", help="serve the built-in demo repository (dummy, resnet_like, llm)"
+        "--demo",
+        action="store_true",
+        help="serve the built-in demo repository (dummy, resnet_like, llm, embed, rerank)",
     )
     serve.add_argument(
         "--export", metavar="DIR", help="with --demo: write the demo repository and its config.json to DIR"
@@ -338,6 +340,15 @@ def source_command(args: argparse.Namespace) -> int | None:
     return None
 
 
+def graph_model(name: str, folder: Path) -> ModelConfig:
+    """A generative model folder with OVMS's graph.pbtxt, configured as the graph says."""
+    graph = validated("model_path", read_graph, folder)
+    return ModelConfig(
+        name, graph.model_dir, LoadOptions(target_device=graph.device), VersionPolicy(),
+        task=graph.task, genai=graph.genai, encoder=graph.encoder,
+    )  # fmt: skip
+
+
 def build_config(args: argparse.Namespace) -> ServerConfig:
     """Validate the parsed flags the way OVMS does and build the server settings."""
     _check(args.log_level in LOG_LEVELS, "log_level should be one of: " + ", ".join(LOG_LEVELS))
@@ -391,7 +402,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         models = tuple(
             model_config_from_flags(args, name, repository / name, VersionPolicy.from_json(default_policy))
             for name, default_policy in demo.DEMO_MODELS.items()
-        ) + (ModelConfig(demo.DEMO_LLM, repository / demo.DEMO_LLM, task="text_generation"),)
+        ) + tuple(graph_model(name, repository / name) for name in demo.DEMO_GENERATIVE)
     else:
         _check(
             bool(args.model_path) and bool(args.model_name),
@@ -402,11 +413,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
             raise CannotServe(f"--model_path {args.model_path}: {what}")
         models = (model_config_from_flags(args, args.model_name, Path(args.model_path), VersionPolicy()),)
         if not args.task and (Path(args.model_path) / GRAPH_FILE).is_file():
-            graph = validated("model_path", read_graph, Path(args.model_path))
-            models = (
-                ModelConfig(args.model_name, graph.model_dir, LoadOptions(target_device=graph.device), VersionPolicy(),
-                            task=graph.task, genai=graph.genai, encoder=graph.encoder),
-            )  # fmt: skip
+            models = (graph_model(args.model_name, Path(args.model_path)),)
         if args.task:
             options, encoder = task_options(args, dict(models[0].load.plugin_config or {}))
             models = (replace(models[0], task=args.task, genai=options, encoder=encoder),)

@@ -6,6 +6,11 @@
   (``ovms_grpc.genai.fixtures``), served for ``ovms.generation.v1`` and the OpenAI-style routes.
 - ``resnet_like``: a ResNet-50 topology (bottleneck blocks 3-4-6-3, about 25.6M parameters)
   with random weights: FP32 [1,3,224,224] input ``input`` -> [1,1000] softmax ``output``.
+- ``embed`` and ``rerank``: a tiny random BERT sentence embedder and cross-encoder reranker
+  (``ovms_grpc.genai.fixtures``) for ``/v3/embeddings`` and ``/v3/rerank``.
+
+The generative ones are OVMS folders with a graph.pbtxt (the LLM's names the hermes3 tool parser,
+whose call format its chat template writes), read like any other such folder.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ import openvino.opset13 as op
 log = logging.getLogger(__name__)
 
 #: Bump when the demo models change, so stale caches are rebuilt.
-DEMO_REVISION = 3
+DEMO_REVISION = 4
 
 #: The tiny random-weight LLM that --demo serves for the generation APIs.
 DEMO_LLM = "llm"
+
+#: The generative demo models: name -> task (each a folder with a graph.pbtxt).
+DEMO_GENERATIVE = {DEMO_LLM: "text_generation", "embed": "embeddings", "rerank": "rerank"}
 
 #: OVMS's way of configuring a generative folder: a graph with the LLM calculator's options.
 
@@ -93,12 +101,16 @@ def write_repository(target: Path) -> Path:
             for name, policy in DEMO_MODELS.items()
         ]
     }
-    from ovms_grpc.genai.fixtures import build_llm
+    from ovms_grpc.genai.fixtures import build_embedding, build_llm, build_rerank
     from ovms_grpc.genai.graph import GRAPH_FILE, graph_text
+    from ovms_grpc.genai.servable import GenaiOptions
 
-    build_llm(target / DEMO_LLM)
-    (target / DEMO_LLM / GRAPH_FILE).write_text(graph_text("text_generation"))
-    config["model_config_list"].append({"config": {"name": DEMO_LLM, "base_path": DEMO_LLM}})
+    builders = {"text_generation": build_llm, "embeddings": build_embedding, "rerank": build_rerank}
+    for name, task in DEMO_GENERATIVE.items():
+        builders[task](target / name)
+        genai = GenaiOptions(tool_parser="hermes3") if task == "text_generation" else None
+        (target / name / GRAPH_FILE).write_text(graph_text(task, genai=genai))
+        config["model_config_list"].append({"config": {"name": name, "base_path": name}})
     (target / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return target
 

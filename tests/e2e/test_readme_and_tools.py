@@ -117,7 +117,7 @@ def check_rest(output: str) -> None:
     metadata, infer, config = json_documents(output)
     assert metadata["versions"] == ["1", "2"]
     assert infer["outputs"][0]["data"] == [float(v + 1) for v in range(10)]
-    assert set(config) == {"dummy", "resnet_like", "llm"}
+    assert set(config) == {"dummy", "resnet_like", "llm", "embed", "rerank"}
 
 
 def check_own_model(output: str) -> None:
@@ -143,6 +143,13 @@ def check_openai(output: str) -> None:
     assert lines[1] and lines[1].isascii()
 
 
+def check_embeddings_rerank(output: str) -> None:
+    vectors, ranked = output.splitlines()
+    count, dimensions, tokens = (int(v) for v in vectors.split())
+    assert (count, dimensions) == (2, 32) and tokens > 0
+    assert ranked == "[0, 1, 2]"
+
+
 def check_generation_grpcurl(output: str) -> None:
     chunks = json_documents(output)
     assert chunks and chunks[-1]["usage"]["completion_tokens"] == 8
@@ -160,6 +167,7 @@ CHECKS: dict[str, Callable[[str], None] | None] = {
     "own-model": check_own_model,
     "config": check_config,
     "openai": check_openai,
+    "embeddings-rerank": check_embeddings_rerank,
     "generation-grpcurl": check_generation_grpcurl,
 }
 

@@ -90,7 +90,7 @@ def test_help_groups_flags_shows_defaults_and_examples() -> None:
     for group in ("what to serve:", "gRPC:", "REST gateway", "model options", "generative models", "metrics",
                   "logging and information:"):  # fmt: skip
         assert f"\n{group}" in text, group
-    assert "(dummy, resnet_like, llm)" in text
+    assert "(dummy, resnet_like, llm, embed, rerank)" in text
     assert "--max_queued_requests N" in text and "(default: 1024)" in text
     examples = text.split("\nexamples:\n", 1)[1]
     assert sum(line.startswith("  ovms-grpc ") for line in examples.splitlines()) == 3
