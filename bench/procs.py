@@ -69,7 +69,9 @@ def start(name: str, argv: Sequence[str], log_dir: Path, root: Path = REPO, *, p
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(root), str(REPO), env.get("PYTHONPATH"))))
+    # the tree's own client package (clients/python holds the stubs the server imports) before the installed one
+    paths = (str(root), str(root / "clients" / "python"), str(REPO), env.get("PYTHONPATH"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     with log_path.open("wb") as log:
         if pipes:
             popen = subprocess.Popen(
