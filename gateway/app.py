@@ -18,6 +18,7 @@ from gateway import config_routes, kserve_routes, openai_routes, openapi, tfs_ro
 from gateway.cors import CorsMiddleware, CorsSettings
 from gateway.http_errors import HttpError, error_response
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
+from gateway.request_id import REQUEST_ID_KEY, RequestIdMiddleware, request_id
 from gateway.responses import json_response
 from gateway.upstream import Upstream
 from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2
@@ -60,7 +61,11 @@ async def _starlette_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(HttpError("INTERNAL_ERROR"))
+    response = error_response(HttpError("INTERNAL_ERROR"))
+    # Starlette sends this answer from outside every middleware: the request id is added here.
+    if request_id.get():
+        response.headers[REQUEST_ID_KEY] = request_id.get()
+    return response
 
 
 def create_app(config: GatewayConfig) -> Starlette:
@@ -88,6 +93,7 @@ def create_app(config: GatewayConfig) -> Starlette:
     app.state.metrics = GatewayMetrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CorsMiddleware, settings=config.cors)
+    app.add_middleware(RequestIdMiddleware)  # outermost: CORS preflights get the id too
     return app
 
 

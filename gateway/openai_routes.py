@@ -32,7 +32,7 @@ from gateway.openai_codec import (
     usage_json,
 )
 from gateway.responses import read_body
-from gateway.upstream import REST_MARKER, Upstream
+from gateway.upstream import Upstream
 from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as pb
 from ovms_grpc_client.metadata import METHOD_KEY
 
@@ -299,8 +299,8 @@ class MergedCall:
 
 
 def _metadata(body: dict) -> tuple[tuple[str, str], ...]:
-    """REST marker and OVMS's method label (an HTTP client that asked for no stream made a unary call)."""
-    return REST_MARKER, (METHOD_KEY, "Stream" if body.get("stream") else "Unary")
+    """The gateway's metadata and OVMS's method label (an HTTP client that asked for no stream made a unary call)."""
+    return Upstream.metadata((METHOD_KEY, "Stream" if body.get("stream") else "Unary"))
 
 
 @openai_errors

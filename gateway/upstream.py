@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import grpc
 
 from gateway.http_errors import from_rpc_error
+from gateway.request_id import REQUEST_ID_KEY, request_id
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2_grpc
 from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc
@@ -38,10 +39,18 @@ class Upstream:
         self.tfs_model = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self.generation = generation_pb2_grpc.GenerationServiceStub(self.channel)
 
+    @staticmethod
+    def metadata(*extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+        """Metadata for a call made for the current HTTP request: the REST marker, the request's
+        ``x-request-id`` (none outside a request: the server makes one) and ``extra``."""
+        rid = request_id.get()
+        own = (REST_MARKER, (REQUEST_ID_KEY, rid)) if rid else (REST_MARKER,)
+        return (*own, *extra)
+
     async def call(self, method: Callable[..., Awaitable[T]], request: Any, timeout: float | None = None) -> T:
         """Call one unary RPC; a gRPC failure becomes an `HttpError` with the server's HTTP code."""
         try:
-            return await method(request, metadata=(REST_MARKER,), timeout=timeout)
+            return await method(request, metadata=self.metadata(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
 
