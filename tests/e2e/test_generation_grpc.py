@@ -205,4 +205,7 @@ def test_config_json_entry_with_graph_pbtxt_serves_the_llm(server_factory, demo_
         kserve = kserve_grpc.GRPCInferenceServiceStub(channel)
         assert kserve.ModelReady(kserve_pb.ModelReadyRequest(name="dummy")).ready
         models = {m.id: m.task for m in stub.ListModels(pb.ListModelsRequest()).models}
-    assert models == {"dummy": "inference", "llm": "text_generation", "resnet_like": "inference"}
+    assert models == {
+        "dummy": "inference", "llm": "text_generation", "resnet_like": "inference", "embed": "embeddings",
+        "rerank": "rerank",
+    }  # fmt: skip

@@ -58,18 +58,12 @@ def pipeline(llm_dir: Path):
     return genai_reference.pipeline(llm_dir)
 
 
-def test_loglikelihood_task_scores_like_in_process_genai(
-    server: ServerProcess, tasks: Path, tmp_path: Path, llm_dir: Path, pipeline
-) -> None:
+def scores_match_genai(samples: list[dict], llm_dir: Path, pipeline, tokenized: bool) -> int:
+    """Check each loglikelihood score against in-process genai on the token ids the request meant;
+    returns how many were compared. As text, the server tokenizes context + continuation together;
+    as token ids (``tokenized``), lm_eval encoded context and continuation apart."""
     import openvino as ov
     from transformers import AutoTokenizer
-
-    model_args = (
-        f"model=llm,base_url={server.rest_url}/v3/completions,tokenizer={llm_dir},tokenizer_backend=huggingface,"
-        "tokenized_requests=False,num_concurrent=2,max_retries=1"
-    )
-    samples = run_lm_eval(tmp_path, tasks, "local-completions", model_args, "tiny_mc")
-    assert len(samples) == 6
 
     tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
 
@@ -84,53 +78,29 @@ def test_loglikelihood_task_scores_like_in_process_genai(
             spaces = len(context) - len(context.rstrip())
             if spaces:
                 context, continuation = context[:-spaces], context[-spaces:] + continuation
-            whole, context_ids = encode(context + continuation), encode(context)
+            context_ids = encode(context)
+            whole = context_ids + encode(continuation) if tokenized else encode(context + continuation)
             logprobs = genai_reference.prompt_logprobs(pipeline, ov.Tensor(np.array([whole], dtype=np.int64)))
             expected = sum(logprobs[len(context_ids) - 1 :])  # logprobs[i] is token i + 1's
             got = float(sample["resps"][index][0][0])
-            assert got == pytest.approx(expected, rel=genai_reference.SCORE_TOLERANCE, abs=1e-3), (
-                context,
-                continuation,
-            )
+            tolerance = genai_reference.SCORE_TOLERANCE
+            assert got == pytest.approx(expected, rel=tolerance, abs=1e-3), (context, continuation)
             compared += 1
-    assert compared == 18
+    return compared
 
 
-def test_tokenized_loglikelihood_requests_score_the_ids_sent(
-    server: ServerProcess, tasks: Path, tmp_path: Path, llm_dir: Path, pipeline
+@pytest.mark.parametrize("tokenized", [False, True], ids=["text", "token-ids"])
+def test_loglikelihood_task_scores_like_in_process_genai(
+    server: ServerProcess, tasks: Path, tmp_path: Path, llm_dir: Path, pipeline, tokenized: bool
 ) -> None:
-    """lm_eval's default with a tokenizer: prompts as token ids, context and continuation encoded apart."""
-    import openvino as ov
-    from transformers import AutoTokenizer
-
+    """Both of lm_eval's request forms: prompts as text, and as token ids (its default with a tokenizer)."""
     model_args = (
         f"model=llm,base_url={server.rest_url}/v3/completions,tokenizer={llm_dir},tokenizer_backend=huggingface,"
-        "tokenized_requests=True,num_concurrent=2,max_retries=1"
+        f"tokenized_requests={tokenized},num_concurrent=2,max_retries=1"
     )
     samples = run_lm_eval(tmp_path, tasks, "local-completions", model_args, "tiny_mc")
-    tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
-
-    def encode(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    compared = 0
-    for sample in samples:
-        for index, arguments in enumerate(sample["arguments"].values()):
-            context, continuation = arguments["arg_0"], arguments["arg_1"]
-            spaces = len(context) - len(context.rstrip())
-            if spaces:
-                context, continuation = context[:-spaces], context[-spaces:] + continuation
-            context_ids, continuation_ids = encode(context), encode(continuation)
-            whole = context_ids + continuation_ids
-            logprobs = genai_reference.prompt_logprobs(pipeline, ov.Tensor(np.array([whole], dtype=np.int64)))
-            expected = sum(logprobs[len(context_ids) - 1 :])
-            got = float(sample["resps"][index][0][0])
-            assert got == pytest.approx(expected, rel=genai_reference.SCORE_TOLERANCE, abs=1e-3), (
-                context,
-                continuation,
-            )
-            compared += 1
-    assert compared == 18
+    assert len(samples) == 6
+    assert scores_match_genai(samples, llm_dir, pipeline, tokenized) == 18
 
 
 def test_generation_task_answers_like_in_process_genai(

@@ -175,7 +175,7 @@ def test_completions_with_several_prompts_number_choices_like_openai(client: Ope
     texts = {i: "".join(c.choices[0].text for c in chunks if c.choices and c.choices[0].index == i) for i in range(3)}
     assert [texts[i] for i in range(3)] == [a.choices[0].text[len(p) :] for a, p in zip(alone, prompts, strict=True)]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 15
-    with pytest.raises(BadRequestError, match="non-empty array of strings"):
+    with pytest.raises(BadRequestError, match="prompt must be a string, an array of strings, an array of token ids"):
         client.completions.create(model="llm", prompt=[], max_tokens=5)
 
 
