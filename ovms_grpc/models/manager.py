@@ -24,6 +24,7 @@ from ovms_grpc.genai.encoders import EncoderOptions, EncoderServable
 from ovms_grpc.genai.servable import GenaiOptions, GenerativeServable
 from ovms_grpc.metrics import Metrics
 from ovms_grpc.models.loader import LoadOptions, load_model
+from ovms_grpc.models.memory import return_freed_memory
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.models.repository import list_versions, version_dir
 from ovms_grpc.models.servable import Servable
@@ -404,6 +405,8 @@ class ModelManager:
             self.metrics.remove_graph(record.model)
         if servable is not None:
             await servable.release()
+            del servable  # the last reference: the compiled model is freed here
+            await self.run_blocking(return_freed_memory)
         self.metrics.remove_servable(record.model, record.version)
         record.set_state(VersionState.END)
 
