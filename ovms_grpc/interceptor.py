@@ -3,9 +3,10 @@
 Every RPC, whatever its service, gets:
 
 - an ``x-request-id``: the client's (at most 128 printable ASCII characters) or a new uuid4 hex,
-  sent back in the *initial* response metadata before the handler runs, so it reaches the client
-  on success and on every error alike (trailing metadata is left to the handlers: an abort replaces
-  it with the error kind). Handler code reads it from the `request_id` contextvar.
+  sent back in the response metadata: with the status (trailing metadata) for unary calls, where a
+  separate initial-metadata message would cost about 0.2 ms of server CPU per tiny call, and in the
+  initial metadata before the first message for streams. `services.status.abort` puts it in again,
+  as an abort replaces the trailing metadata. Handler code reads it from the `request_id` contextvar.
 - one DEBUG line on the ``ovms_grpc.access`` logger: method, request id, status, duration and, for a
   unary request naming one, the model. Never prompts or tensors.
 - its client's deadline enforced: the handler runs under ``asyncio.timeout`` (each step of a
@@ -19,7 +20,6 @@ Every RPC, whatever its service, gets:
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import logging
@@ -30,20 +30,16 @@ from typing import Any
 
 import grpc
 
-from ovms_grpc.services.status import abort
+from ovms_grpc.services.status import REQUEST_ID_KEY, abort, request_id
 from ovms_grpc_client.errors import DeadlineExceeded
 
 access_log = logging.getLogger("ovms_grpc.access")
 
-#: Request and initial response metadata carrying the request's identity.
-REQUEST_ID_KEY = "x-request-id"
 #: Longest client-chosen request id accepted; a longer (or non-printable) one is replaced.
 MAX_REQUEST_ID_LENGTH = 128
 #: At most this long before the client's deadline, the handler is stopped and the status sent.
 DEADLINE_MARGIN_SECONDS = 0.01
 
-#: The current RPC's request id ("" outside an RPC).
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 _MODEL_FIELDS = ("model_name", "name", "model")
 #: Per request message type: how to read the model it names (None: it names none).
@@ -114,8 +110,11 @@ class _Call:
         self.timeout = asyncio.timeout_at(self.deadline)
         return self.timeout
 
-    async def start(self) -> None:
-        await self.context.send_initial_metadata(((REQUEST_ID_KEY, self.id),))
+    async def start(self, unary: bool) -> None:
+        if unary:  # goes out with the status; an abort adds it again
+            self.context.set_trailing_metadata(((REQUEST_ID_KEY, self.id),))
+        else:
+            await self.context.send_initial_metadata(((REQUEST_ID_KEY, self.id),))
 
     async def deadline_passed(self) -> None:
         """End the RPC with DEADLINE_EXCEEDED (raises the AbortError gRPC expects)."""
@@ -177,7 +176,8 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         if inspect.isasyncgenfunction(behavior):
             wrapped: Callable[..., Any] = self._wrap_generator(method, behavior, handler.request_streaming)
         elif inspect.iscoroutinefunction(behavior):
-            wrapped = self._wrap_coroutine(method, behavior, handler.request_streaming)
+            unary = handler.unary_unary is not None
+            wrapped = self._wrap_coroutine(method, behavior, handler.request_streaming, unary)
         else:  # a synchronous handler runs in gRPC's thread pool; this server registers none
             return handler
         return make(
@@ -185,7 +185,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
         )
 
     def _wrap_coroutine(
-        self, method: str, behavior: Callable[..., Awaitable[Any]], request_streaming: bool
+        self, method: str, behavior: Callable[..., Awaitable[Any]], request_streaming: bool, unary: bool
     ) -> Callable[..., Awaitable[Any]]:
         """A unary-response handler, or a streaming one that writes with ``context.write``."""
         margin = self._margin
@@ -196,7 +196,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
                 call.model = model_of(request)
             failure: BaseException | None = None
             try:
-                await call.start()
+                await call.start(unary)
                 timeout = call.step()
                 if timeout is None:
                     return await behavior(request, context)
@@ -228,7 +228,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
             failure: BaseException | None = None
             responses = behavior(request, context)
             try:
-                await call.start()
+                await call.start(unary=False)
                 while True:
                     timeout = call.step()
                     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,9 +21,19 @@ def grpc_code(error: ServingError) -> grpc.StatusCode:
     return grpc.StatusCode[error.kind.grpc_code]
 
 
+#: Request metadata (and response metadata) carrying a request's identity.
+REQUEST_ID_KEY = "x-request-id"
+
+#: The current RPC's request id ("" outside an RPC); set by the server interceptor.
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+
 async def abort(context: grpc.aio.ServicerContext, error: ServingError) -> None:
-    """End the RPC with the error's status; the kind goes along in trailing metadata."""
-    await context.abort(grpc_code(error), error.message, trailing_metadata=((ERROR_KIND_KEY, error.kind.name),))
+    """End the RPC with the error's status; the kind (and the request id) go along in trailing metadata."""
+    trailing: tuple[tuple[str, str], ...] = ((ERROR_KIND_KEY, error.kind.name),)
+    if request_id.get():  # an abort replaces trailing metadata set before, so the id goes in again
+        trailing += ((REQUEST_ID_KEY, request_id.get()),)
+    await context.abort(grpc_code(error), error.message, trailing_metadata=trailing)
 
 
 def as_serving_error(exc: Exception) -> ServingError:

@@ -19,8 +19,9 @@ import openvino as ov
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ovms_grpc.interceptor import REQUEST_ID_KEY, RequestInterceptor, request_id
+from ovms_grpc.interceptor import RequestInterceptor
 from ovms_grpc.server import ModelServer
+from ovms_grpc.services.status import REQUEST_ID_KEY, request_id
 from ovms_grpc_client.errors import ERROR_KIND_KEY
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -41,14 +42,15 @@ def access_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def infer(address: str, request: pb.ModelInferRequest, metadata: tuple = ()) -> tuple[Any, Any, Any]:
-    """(response or None, initial metadata, RpcError or None) of one ModelInfer on a sync channel."""
+    """(response or None, trailing metadata, RpcError or None) of one ModelInfer on a sync channel
+    (a unary call's request id comes back with its status)."""
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         try:
             response, call = stub.ModelInfer.with_call(request, metadata=metadata, timeout=30)
         except grpc.RpcError as error:
-            return None, error.initial_metadata(), error  # type: ignore[attr-defined]
-        return response, call.initial_metadata(), None
+            return None, error.trailing_metadata(), error  # type: ignore[attr-defined]
+        return response, call.trailing_metadata(), None
 
 
 def stream_infer(address: str, requests: list[pb.ModelInferRequest], metadata: tuple) -> tuple[list, Any]:
@@ -220,7 +222,9 @@ def test_deadline_ends_every_kind_of_handler_with_its_status(caplog: pytest.LogC
         assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, method
         assert error.details().startswith(f"Deadline exceeded - /test.Slow/{method} stopped after "), error.details()
         assert metadata_value(error.trailing_metadata(), ERROR_KIND_KEY) == "DEADLINE_EXCEEDED", method
-        assert re.fullmatch("[0-9a-f]{32}", metadata_value(error.initial_metadata(), REQUEST_ID_KEY) or "")
+        # a unary call's id comes back with the status, a stream's before its first message
+        metadata = error.trailing_metadata() if method == "Unary" else error.initial_metadata()
+        assert re.fullmatch("[0-9a-f]{32}", metadata_value(metadata, REQUEST_ID_KEY) or ""), method
     assert sorted(service.cancelled) == ["stream_stream", "unary", "unary_stream", "writer"]
     assert all(re.fullmatch("[0-9a-f]{32}", rid) for rid in service.request_ids)
     for method in METHODS:
@@ -262,7 +266,7 @@ def test_health_answers_through_the_interceptor(dummy_repo: Path) -> None:
                 answer, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
                     health_pb2.HealthCheckRequest(), timeout=30
                 )
-                return answer.status, call.initial_metadata()
+                return answer.status, call.trailing_metadata()
 
         try:
             return await asyncio.to_thread(check)
