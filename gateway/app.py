@@ -18,10 +18,11 @@ from gateway import config_routes, kserve_routes, openai_routes, openapi, tfs_ro
 from gateway.cors import CorsMiddleware, CorsSettings
 from gateway.http_errors import HttpError, error_response
 from gateway.metrics import GatewayMetrics, MetricsMiddleware
-from gateway.request_id import REQUEST_ID_KEY, RequestIdMiddleware, request_id
+from gateway.request_id import RequestIdMiddleware, request_id
 from gateway.responses import json_response
 from gateway.upstream import Upstream
 from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2
+from ovms_grpc_client.metadata import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logs.configure(args.log_level)
-    # uvicorn's start-up banner is INFO; the supervisor logs one line for it instead.
-    uvicorn_level = min(max(logging.getLogger().level, logging.WARNING), logging.ERROR)
-    if logging.getLogger().level <= logging.DEBUG:
-        uvicorn_level = logging.DEBUG
+    # uvicorn's start-up banner is INFO: below DEBUG it is left out (the supervisor logs one line instead).
+    level = logging.getLogger().level
+    uvicorn_level = level if level <= logging.DEBUG else max(level, logging.WARNING)
     # The socket is opened here, not by uvicorn, so a port in use is one line and not a traceback.
     try:
         sock = open_listener(args.bind_address, args.port)

@@ -9,15 +9,12 @@ code reads it from the `request_id` contextvar.
 from __future__ import annotations
 
 import contextvars
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-#: HTTP header and gRPC metadata key carrying the request's identity.
-REQUEST_ID_KEY = "x-request-id"
+from ovms_grpc_client.metadata import REQUEST_ID_KEY, request_id_or_new
+
 _HEADER = REQUEST_ID_KEY.encode()
-#: Longest client-chosen request id accepted; a longer (or non-printable) one is replaced.
-MAX_REQUEST_ID_LENGTH = 128
 
 #: The current HTTP request's id ("" outside a request).
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("gateway_request_id", default="")
@@ -25,12 +22,8 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("gateway_reques
 
 def choose_request_id(headers: list[tuple[bytes, bytes]] | None) -> str:
     """The client's ``x-request-id`` if it is short printable ASCII, else a new one."""
-    for key, value in headers or ():
-        if key.lower() == _HEADER:
-            if 0 < len(value) <= MAX_REQUEST_ID_LENGTH and all(0x20 <= byte <= 0x7E for byte in value):
-                return value.decode("ascii")
-            break
-    return uuid.uuid4().hex
+    given = next((value for key, value in headers or () if key.lower() == _HEADER), None)
+    return request_id_or_new(given.decode("latin-1") if given is not None else None)
 
 
 class RequestIdMiddleware:

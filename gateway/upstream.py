@@ -8,12 +8,12 @@ from typing import Any, TypeVar
 import grpc
 
 from gateway.http_errors import from_rpc_error
-from gateway.request_id import REQUEST_ID_KEY, request_id
+from gateway.request_id import request_id
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as kserve_grpc
 from ovms_grpc_client.genproto.ovms.admin.v1 import admin_pb2_grpc
 from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc
 from ovms_grpc_client.genproto.tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
-from ovms_grpc_client.metadata import INTERFACE_KEY
+from ovms_grpc_client.metadata import INTERFACE_KEY, REQUEST_ID_KEY
 
 T = TypeVar("T")
 

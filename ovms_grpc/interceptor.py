@@ -24,19 +24,17 @@ import functools
 import inspect
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from ovms_grpc.services.status import REQUEST_ID_KEY, abort, request_id
+from ovms_grpc.services.status import abort, request_id
 from ovms_grpc_client.errors import DeadlineExceeded
+from ovms_grpc_client.metadata import REQUEST_ID_KEY, request_id_or_new
 
 access_log = logging.getLogger("ovms_grpc.access")
 
-#: Longest client-chosen request id accepted; a longer (or non-printable) one is replaced.
-MAX_REQUEST_ID_LENGTH = 128
 #: At most this long before the client's deadline, the handler is stopped and the status sent.
 DEADLINE_MARGIN_SECONDS = 0.01
 
@@ -48,16 +46,8 @@ _model_readers: dict[type, Callable[[Any], str] | None] = {}
 
 def choose_request_id(metadata: Any) -> str:
     """The client's ``x-request-id`` if it is short printable ASCII, else a new one."""
-    for key, value in metadata or ():
-        if key == REQUEST_ID_KEY:
-            if isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LENGTH and _printable(value):
-                return value
-            break
-    return uuid.uuid4().hex
-
-
-def _printable(text: str) -> bool:
-    return all(" " <= char <= "~" for char in text)
+    given = next((value for key, value in metadata or () if key == REQUEST_ID_KEY), None)
+    return request_id_or_new(given if isinstance(given, str) else None)
 
 
 def _field_text(message: Any, name: str) -> str:

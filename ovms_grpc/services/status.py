@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ovms_grpc_client.errors import ERROR_KIND_KEY, Internal, ServingError
+from ovms_grpc_client.metadata import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,6 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 def grpc_code(error: ServingError) -> grpc.StatusCode:
     return grpc.StatusCode[error.kind.grpc_code]
 
-
-#: Request metadata (and response metadata) carrying a request's identity.
-REQUEST_ID_KEY = "x-request-id"
 
 #: The current RPC's request id ("" outside an RPC); set by the server interceptor.
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")

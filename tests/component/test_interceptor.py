@@ -21,10 +21,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ovms_grpc.interceptor import RequestInterceptor
 from ovms_grpc.server import ModelServer
-from ovms_grpc.services.status import REQUEST_ID_KEY, request_id
+from ovms_grpc.services.status import request_id
 from ovms_grpc_client.errors import ERROR_KIND_KEY
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
+from ovms_grpc_client.metadata import REQUEST_ID_KEY
 from tests.component.loop import run
 from tests.component.test_server_component import dummy_request, make_server, output_of
 
