@@ -131,7 +131,12 @@ def generation_config(og: Any, options: dict[str, Any], eos_token_id: int | None
     if options.get("logprobs"):
         config.logprobs = 1
     config.echo = bool(options.get("genai_echo"))
-    constraint = structured_output(og, options)
+    constraint = structured_output(
+        og,
+        forced_tools=options.get("forced_tools") or (),
+        tool_parser=options.get("tool_parser"),
+        json_schema=options.get("json_schema"),
+    )
     if constraint is not None:
         config.structured_output_config = constraint
     if n > 1:
@@ -297,7 +302,7 @@ class EngineLoop:
             )
             # the ids already counted, not the text: the prompt is tokenized once
             running.handle = self.pipe.add_request(rid, self.ov.Tensor(np.asarray([ids], dtype=np.int64)), config)
-            if constraint_of(options):
+            if constraint_of(forced_tools=options.get("forced_tools") or (), json_schema=options.get("json_schema")):
                 self.unproven.add(rid)
         except RequestError as exc:
             return [(rid, -1, str(exc), 0, "error", None)]

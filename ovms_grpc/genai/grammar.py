@@ -8,6 +8,7 @@ output format around each tool's parameter schema, so the output is always a cal
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 #: Tool parsers whose call format a grammar can force.
@@ -53,19 +54,22 @@ def _one_call(og: Any, parser: str, name: str, parameters: dict[str, Any]) -> An
     raise ValueError(f"tool_choice cannot be enforced with the {parser} tool parser")
 
 
-def constraint_of(options: dict[str, Any]) -> bool:
+def constraint_of(*, forced_tools: Sequence[tuple[str, dict[str, Any]]], json_schema: str | None) -> bool:
     """Whether a request's output is constrained by a grammar."""
-    return bool(options.get("forced_tools") or options.get("json_schema"))
+    return bool(forced_tools or json_schema)
 
 
-def structured_output(og: Any, options: dict[str, Any]) -> Any | None:
-    """The StructuredOutputConfig of a request's options, or None when its output is free."""
-    forced = options.get("forced_tools")
-    if forced:
-        parser = options["tool_parser"]
-        calls = [_one_call(og, parser, name, parameters) for name, parameters in forced]
+def structured_output(
+    og: Any, *, forced_tools: Sequence[tuple[str, dict[str, Any]]], tool_parser: str | None, json_schema: str | None
+) -> Any | None:
+    """The StructuredOutputConfig forcing one of ``forced_tools`` (name, parameter schema) in
+    ``tool_parser``'s format, or output matching ``json_schema``; None when the output is free."""
+    if forced_tools:
+        if tool_parser is None:
+            raise ValueError("a forced tool call needs a tool parser")
+        calls = [_one_call(og, tool_parser, name, parameters) for name, parameters in forced_tools]
         grammar = calls[0] if len(calls) == 1 else og.StructuredOutputConfig.Union(*calls)
         return og.StructuredOutputConfig(compound_grammar=grammar)
-    if options.get("json_schema"):
-        return og.StructuredOutputConfig(json_schema=options["json_schema"])
+    if json_schema:
+        return og.StructuredOutputConfig(json_schema=json_schema)
     return None
