@@ -20,13 +20,18 @@ from typing import Any, NoReturn, TypeVar
 from ovms_grpc import __version__
 from ovms_grpc.devices import parse_plugin_config, validate_target_device
 from ovms_grpc.gateway_process import GatewaySettings
-from ovms_grpc.genai.encoders import MAX_DOCUMENTS, POOLING, EncoderOptions
 from ovms_grpc.genai.graph import GRAPH_FILE, read_graph
 from ovms_grpc.genai.parsers import REASONING_PARSERS, TOOL_PARSERS
-from ovms_grpc.genai.servable import TASKS, GenaiOptions
 from ovms_grpc.metrics import DEFAULT_FAMILIES, validate_families
-from ovms_grpc.models.loader import LoadOptions
-from ovms_grpc.models.manager import ModelConfig
+from ovms_grpc.models.config import (
+    MAX_DOCUMENTS,
+    POOLING,
+    TASKS,
+    EncoderOptions,
+    GenaiOptions,
+    LoadOptions,
+    ModelConfig,
+)
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.settings import ServerConfig
 from ovms_grpc.shapes import parse_batch_size, parse_layouts, parse_shapes

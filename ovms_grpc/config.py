@@ -17,8 +17,7 @@ from typing import Any
 from ovms_grpc.devices import validate_plugin_config, validate_target_device
 from ovms_grpc.genai.graph import GRAPH_FILE, read_graph
 from ovms_grpc.metrics import validate_families
-from ovms_grpc.models.loader import LoadOptions
-from ovms_grpc.models.manager import ModelConfig
+from ovms_grpc.models.config import LoadOptions, ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.shapes import parse_batch_size, parse_layouts, parse_shapes
 

@@ -103,7 +103,7 @@ def write_repository(target: Path) -> Path:
     }
     from ovms_grpc.genai.fixtures import build_embedding, build_llm, build_rerank
     from ovms_grpc.genai.graph import GRAPH_FILE, graph_text
-    from ovms_grpc.genai.servable import GenaiOptions
+    from ovms_grpc.models.config import GenaiOptions
 
     builders = {"text_generation": build_llm, "embeddings": build_embedding, "rerank": build_rerank}
     for name, task in DEMO_GENERATIVE.items():

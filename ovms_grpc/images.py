@@ -21,6 +21,9 @@ from ovms_grpc_client.tensors import Dim, TensorSpec, format_dims
 #: Layouts an image input may have (OVMS: NHWC, N?HWC, or none given).
 IMAGE_LAYOUTS = ("", "NHWC", "N?HWC")
 
+#: An image input still to decode: (spec, encoded images, request shape).
+PendingImages = tuple[TensorSpec, list[bytes], list[int]]
+
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="image-decode")
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ovms_grpc.config import ConfigError, read_config
 from ovms_grpc.metrics import DEFAULT_FAMILIES
-from ovms_grpc.models.manager import ModelConfig, ModelManager
+from ovms_grpc.models.config import ModelConfig
+from ovms_grpc.models.manager import ModelManager
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ovms_grpc.gateway_process import GatewaySettings
-from ovms_grpc.models.manager import ModelConfig
+from ovms_grpc.models.config import ModelConfig
 
 #: OVMS's default maximum gRPC message size (1 GiB), both directions.
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024 * 1024

@@ -22,9 +22,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ovms_grpc.genai.encoders import EncoderOptions
 from ovms_grpc.genai.graph import GRAPH_FILE, graph_text
-from ovms_grpc.genai.servable import GenaiOptions
+from ovms_grpc.models.config import EncoderOptions, GenaiOptions
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK = 1 << 20

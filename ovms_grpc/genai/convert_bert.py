@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from ovms_grpc.genai.encoders import EncoderOptions
 from ovms_grpc.genai.fixtures_encoder import EncoderShape, build_bert
 from ovms_grpc.genai.fixtures_ir import save_model
 from ovms_grpc.genai.fixtures_tokenizers import TokenizerSpec, write_tokenizer
 from ovms_grpc.genai.graph import GRAPH_FILE, graph_text
+from ovms_grpc.models.config import EncoderOptions
 
 SAFETENSORS_TYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
 BERT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

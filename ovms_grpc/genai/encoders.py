@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ovms_grpc.metrics import GraphMetrics, Metrics
+from ovms_grpc.models.base import BaseServable
+from ovms_grpc.models.config import EncoderOptions
 from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, last_line
 
-POOLING = ("CLS", "MEAN", "LAST")
-#: Documents scored per rerank request at most (OVMS's max_allowed_chunks default).
-MAX_DOCUMENTS = 10000
 
-
-@dataclass(frozen=True)
-class EncoderOptions:
-    normalize: bool = True
-    pooling: str = "CLS"
-    max_documents: int = MAX_DOCUMENTS
-
-
-class EncoderServable:
+class EncoderServable(BaseServable):
     """One embedding or rerank model; OVMS reports it as version 1."""
 
     def __init__(self, name: str, model_dir: Path, task: str, device: str, options: EncoderOptions, max_queued: int):
-        self.name = name
+        super().__init__(name, 1)
         self.metrics: GraphMetrics = Metrics(families=()).for_graph(name)  # the manager sets the served ones
-        self.version = 1
         self.task = task
         self._model_dir = model_dir
         self._device = device
@@ -128,6 +117,6 @@ class EncoderServable:
             )
         return await self._run(self._rerank, query, documents)
 
-    async def release(self) -> None:
+    async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._pipeline = None

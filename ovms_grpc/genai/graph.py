@@ -12,8 +12,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from ovms_grpc.genai.encoders import EncoderOptions
-from ovms_grpc.genai.servable import GenaiOptions
+from ovms_grpc.models.config import EncoderOptions, GenaiOptions
 from ovms_grpc_client.genproto.mediapipe.calculators import ovms_options_pb2 as options_pb
 from ovms_grpc_client.genproto.mediapipe.framework import calculator_graph_pb2 as graph_pb
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import openvino as ov
 
 from ovms_grpc.devices import normalize_plugin_config, requires_static_shapes
-from ovms_grpc.shapes import Layouts, Shapes, apply_settings, is_auto
+from ovms_grpc.models.config import LoadOptions
+from ovms_grpc.shapes import apply_settings, is_auto
 from ovms_grpc_client.errors import LoadFailed, last_line
 
 log = logging.getLogger(__name__)
@@ -21,22 +21,6 @@ log = logging.getLogger(__name__)
 REPORTED_PROPERTIES = ("NUM_STREAMS", "OPTIMAL_NUMBER_OF_INFER_REQUESTS", "PERFORMANCE_HINT", "INFERENCE_NUM_THREADS")
 
 MODEL_PATTERNS = ("*.xml", "*.onnx", "*.tflite", "*.pdmodel", "saved_model.pb")
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to compile one model version (equal options mean no reload is needed)."""
-
-    target_device: str = "CPU"
-    plugin_config: Mapping[str, Any] | None = None
-    nireq: int = 0
-    """Infer requests in the pool; 0 means OpenVINO's optimal number."""
-    batch_size: int | str | None = None
-    """Fixed batch (first dimension of every input), ``"auto"`` or None (as the model has it)."""
-    shapes: Shapes | None = None
-    """Input shapes to reshape to (see `ovms_grpc.shapes`); takes precedence over ``batch_size``."""
-    layouts: Layouts | None = None
-    """Layouts, adding a transpose where the client's layout differs from the model's."""
 
 
 @dataclass

@@ -10,22 +10,23 @@ every API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from enum import IntEnum
-from pathlib import Path
 from typing import Any, TypeVar
 
 import openvino as ov
 
-from ovms_grpc.genai.encoders import EncoderOptions, EncoderServable
-from ovms_grpc.genai.servable import GenaiOptions, GenerativeServable
+from ovms_grpc.genai.encoders import EncoderServable
+from ovms_grpc.genai.servable import GenerativeServable
 from ovms_grpc.metrics import Metrics
-from ovms_grpc.models.loader import LoadOptions, load_model
+from ovms_grpc.models.base import BaseServable
+from ovms_grpc.models.config import LoadOptions, ModelConfig
+from ovms_grpc.models.loader import load_model
 from ovms_grpc.models.memory import return_freed_memory
-from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.models.repository import list_versions, version_dir
 from ovms_grpc.models.servable import Servable
 from ovms_grpc.shapes import AUTO, ShapeValue, is_auto
@@ -57,22 +58,6 @@ class VersionState(IntEnum):
     END = 50
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """One served model as configured."""
-
-    name: str
-    base_path: Path
-    load: LoadOptions = field(default_factory=LoadOptions)
-    version_policy: VersionPolicy = field(default_factory=VersionPolicy)
-    task: str = ""
-    """"" for a model served through the inference APIs; text_generation, embeddings or rerank otherwise."""
-    genai: GenaiOptions = field(default_factory=GenaiOptions)
-    """Options of a text-generation model."""
-    encoder: EncoderOptions = field(default_factory=EncoderOptions)
-    """Options of an embeddings or rerank model."""
-
-
 class ModelVersion:
     """State of one version of a model, and its servable once AVAILABLE."""
 
@@ -82,9 +67,8 @@ class ModelVersion:
         self.state = VersionState.START
         self.error_code = "OK"
         self.error_message = ""
-        self.servable: Servable | None = None
-        self.generator: GenerativeServable | EncoderServable | None = None
-        """Set instead of ``servable`` for a generative model."""
+        self.servable: BaseServable | None = None
+        """What serves this version once AVAILABLE: a compiled model, a generation engine or an encoder."""
         self.settled = asyncio.Event()
         self.reshape_lock = asyncio.Lock()
 
@@ -107,11 +91,16 @@ class ModelVersion:
         return self.error_code != "OK"
 
     @property
+    def generator(self) -> GenerativeServable | EncoderServable | None:
+        """The servable when it is a generative one (a generation engine or an encoder)."""
+        servable = self.servable
+        return servable if isinstance(servable, GenerativeServable | EncoderServable) else None
+
+    @property
     def ready(self) -> bool:
-        """AVAILABLE, and for a generative model its engine running (not dead or restarting)."""
-        generator = self.generator
-        engine_down = isinstance(generator, GenerativeServable) and not generator.engine.alive
-        return self.state == VersionState.AVAILABLE and not engine_down
+        """AVAILABLE, and able to serve (a generation engine not dead or restarting)."""
+        servable = self.servable
+        return self.state == VersionState.AVAILABLE and servable is not None and servable.alive
 
 
 class ModelEntry:
@@ -312,7 +301,7 @@ class ModelManager:
         record = entry.versions[servable.version]
         async with record.reshape_lock:
             current = record.servable
-            if current is None:
+            if not isinstance(current, Servable):
                 raise ServingError(f'model "{servable.name}" version {servable.version} is retired',
                                    kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE")  # fmt: skip
             if all(fits(spec, shapes[spec.name]) for spec in current.inputs if spec.name in shapes):
@@ -336,6 +325,12 @@ class ModelManager:
                 self._in_background(previous.release())
             return reshaped
 
+    async def _build(self, entry: ModelEntry, version: int) -> BaseServable:
+        """What serves ``version`` of ``entry`` as configured: a compiled model, or a generative one."""
+        if entry.config.task:
+            return await self._start_generator(entry)
+        return await self._compile(entry, version)
+
     async def _start_generator(self, entry: ModelEntry) -> GenerativeServable | EncoderServable:
         config = entry.config
         device = config.load.target_device
@@ -352,21 +347,14 @@ class ModelManager:
 
     async def _load_version(self, entry: ModelEntry, record: ModelVersion) -> None:
         record.set_state(VersionState.LOADING)
-        if entry.config.task:
-            try:
-                record.generator = await self._start_generator(entry)
-            except ServingError as exc:
-                self._report(f'model "{entry.name}" failed to load: {exc.details}')
-                record.set_state(VersionState.LOADING, "UNKNOWN", exc.details)
-                return
-            record.set_state(VersionState.AVAILABLE)
-            return
         try:
-            servable = await self._compile(entry, record.version)
+            servable = await self._build(entry, record.version)
         except Exception as exc:
             details = exc.details if isinstance(exc, ServingError) else str(exc)
             if not isinstance(exc, ServingError):
                 log.exception('model "%s" version %d failed to load', entry.name, record.version)
+            elif entry.config.task:
+                self._report(f'model "{entry.name}" failed to load: {details}')
             else:
                 self._report(f'model "{entry.name}" version {record.version} failed to load: {details}')
             record.set_state(VersionState.LOADING, "UNKNOWN", details)
@@ -375,21 +363,12 @@ class ModelManager:
         record.set_state(VersionState.AVAILABLE)
 
     async def _swap(self, entry: ModelEntry, record: ModelVersion) -> None:
-        if entry.config.task:
-            try:
-                generator = await self._start_generator(entry)
-            except ServingError as exc:
-                entry.error = f"keeps its previous configuration: {exc.details}"
-                return
-            previous_generator, record.generator = record.generator, generator
-            if previous_generator is not None:
-                self._in_background(previous_generator.release())
-            return
         try:
-            servable = await self._compile(entry, record.version)
+            servable = await self._build(entry, record.version)
         except Exception as exc:
             details = exc.details if isinstance(exc, ServingError) else str(exc)
-            entry.error = f"version {record.version} keeps its previous configuration: {details}"
+            where = "" if entry.config.task else f"version {record.version} "
+            entry.error = f"{where}keeps its previous configuration: {details}"
             return
         previous, record.servable = record.servable, servable
         log.info('model "%s" version %d now serves its new configuration', entry.name, record.version)
@@ -398,14 +377,13 @@ class ModelManager:
 
     async def _retire(self, record: ModelVersion) -> None:
         servable, record.servable = record.servable, None
-        generator, record.generator = record.generator, None
         record.set_state(VersionState.UNLOADING)
-        if generator is not None:
-            await generator.release()
-            self.metrics.remove_graph(record.model)
         if servable is not None:
-            await servable.release()
-            del servable  # the last reference: the compiled model is freed here
+            generative = bool(servable.task)
+            await servable.release()  # waits for the requests holding it
+            del servable  # the last reference: a compiled model is freed here
+            if generative:
+                self.metrics.remove_graph(record.model)
             await self.run_blocking(return_freed_memory)
         self.metrics.remove_servable(record.model, record.version)
         record.set_state(VersionState.END)
@@ -444,7 +422,8 @@ class ModelManager:
         return record
 
     async def servable(self, name: str, version: int | None = None) -> Servable:
-        """The servable for a request, waiting up to 10 s for a version that is loading."""
+        """The compiled model for a request, waiting up to 10 s for a version that is loading.
+        Hold it (``Servable.hold``, or use ``acquire``) before the next ``await``."""
         record = self.version(name, version)
         if record.state < VersionState.AVAILABLE and not record.failed:
             try:
@@ -452,9 +431,7 @@ class ModelManager:
             except TimeoutError:
                 pass
         if record.state == VersionState.AVAILABLE and record.servable is not None:
-            return record.servable
-        if record.generator is not None:
-            return self.loaded_servable(name, version)  # raises: generative models have no tensors
+            return self.loaded_servable(name, version)  # raises for a generative model: no tensors
         if record.state >= VersionState.UNLOADING:
             raise ServingError(
                 f'model "{name}" version {record.version} is retired', kind_name="MODEL_VERSION_NOT_LOADED_ANYMORE"
@@ -462,22 +439,31 @@ class ModelManager:
         reason = f": {record.error_message}" if record.failed else ""
         raise ModelNotReady(f'model "{name}" version {record.version} is not loaded{reason}')
 
+    @contextlib.asynccontextmanager
+    async def acquire(self, name: str, version: int | None = None) -> AsyncIterator[Servable]:
+        """The compiled model for a request, held from its lookup until the block ends: retiring
+        or reloading the version meanwhile waits for the block, so the request finishes on it."""
+        servable = await self.servable(name, version)
+        with servable.hold():  # no await since the lookup: the version cannot have been retired
+            yield servable
+
     def loaded_servable(self, name: str, version: int | None) -> Servable:
-        """The servable of an AVAILABLE version, without waiting (metadata calls, as OVMS)."""
+        """The compiled model of an AVAILABLE version, without waiting (metadata calls, as OVMS)."""
         record = self.version(name, version)
-        if record.generator is not None:
+        servable = record.servable
+        if servable is not None and servable.task:
             raise InvalidArgument(
-                f'model "{name}" serves {record.generator.task}: call ovms.generation.v1.GenerationService '
+                f'model "{name}" serves {servable.task}: call ovms.generation.v1.GenerationService '
                 "or the OpenAI-style /v3 routes"
             )
-        if record.state != VersionState.AVAILABLE or record.servable is None:
+        if record.state != VersionState.AVAILABLE or not isinstance(servable, Servable):
             raise ServingError(
                 f'model "{name}" version {record.version} is {record.state.name}',
                 kind_name="MODEL_VERSION_NOT_LOADED_YET"
                 if record.state < VersionState.UNLOADING
                 else "MODEL_VERSION_NOT_LOADED_ANYMORE",
             )
-        return record.servable
+        return servable
 
     def generator(self, name: str, task: str) -> GenerativeServable | EncoderServable:
         """The generative model ``name``, which must serve ``task``."""
@@ -489,7 +475,7 @@ class ModelManager:
             raise ModelNotReady(f'model "{name}" is not loaded: {self._why(self.entry(name))}')
         if generator.task != task:
             raise InvalidArgument(f'model "{name}" serves {generator.task}, not {task}')
-        if isinstance(generator, GenerativeServable) and not generator.engine.alive:
+        if not generator.alive:
             raise EngineDead(f'the engine of model "{name}" is restarting; retry the request')
         return generator
 

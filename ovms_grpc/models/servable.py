@@ -1,4 +1,5 @@
-"""One loaded model version: tensor specs, an inference pool, and the in-flight count that guards unloading."""
+"""One loaded OpenVINO model version: tensor specs and an inference pool (the in-flight guard is
+``models.base.BaseServable``'s)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import openvino as ov
 
 from ovms_grpc.metrics import ServableMetrics
+from ovms_grpc.models.base import BaseServable
 from ovms_grpc.models.loader import LoadedModel
 from ovms_grpc_client.errors import InvalidArgument, LoadFailed, Overloaded, ServingError, last_line
 from ovms_grpc_client.tensors import Dim, TensorSpec
@@ -207,7 +209,7 @@ def _ignore(userdata: object) -> None:
     """A callback that keeps nothing alive."""
 
 
-class Servable:
+class Servable(BaseServable):
     """A compiled, ready-to-serve model version."""
 
     def __init__(
@@ -222,8 +224,7 @@ class Servable:
     ) -> None:
         """Build on the event loop, or in a worker thread with ``loop`` given (creating the infer
         requests allocates their tensors and can take long)."""
-        self.name = name
-        self.version = version
+        super().__init__(name, version)
         self.loaded = loaded
         self.auto_shape = auto_shape
         """Configured with shape or batch_size "auto": a request of another shape reloads it (as OVMS)."""
@@ -234,42 +235,32 @@ class Servable:
         self.input_by_name = {spec.name: spec for spec in self.inputs}
         self._input_index = {spec.name: index for index, spec in enumerate(self.inputs)}
         self.nireq = nireq
-        self._in_flight = 0
-        self._drained: asyncio.Event | None = None
         self.metrics = metrics or ServableMetrics()
         label = f'model "{name}" version {version}'
         self.pool = InferencePool(
             compiled, nireq, [s.name for s in self.outputs], max_queued, label, self.metrics, loop
         )
 
+    @property
+    def properties(self) -> dict[str, str]:
+        return dict(self.loaded.properties)
+
+    def _enter(self) -> None:
+        self.metrics.current_requests.inc()
+
+    def _exit(self) -> None:
+        self.metrics.current_requests.dec()
+
     async def infer(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
-        """Infer; ``outputs`` names the outputs wanted (all when empty), already validated."""
+        """Infer; ``outputs`` names the outputs wanted (all when empty), already validated. The
+        caller holds this version (``hold``) from its lookup on."""
         prepared = {}  # by input index: the names clients use may be mapping_config.json aliases
         for name, array in inputs.items():
             if array.dtype == object:
                 array = np.array(list(array.reshape(-1)), dtype=np.bytes_).reshape(array.shape)
             prepared[self._input_index[name]] = array
-        self._in_flight += 1
-        self.metrics.current_requests.inc()
-        try:
-            return await self.pool.infer(prepared, outputs)
-        finally:
-            self._in_flight -= 1
-            self.metrics.current_requests.dec()
-            if self._in_flight == 0 and self._drained is not None:
-                self._drained.set()
+        return await self.pool.infer(prepared, outputs)
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    async def drain(self) -> None:
-        """Wait until the requests already running on this version have finished."""
-        if self._in_flight:
-            self._drained = asyncio.Event()
-            await self._drained.wait()
-
-    async def release(self) -> None:
-        """Finish in-flight requests, then free the infer requests (and so the compiled model)."""
-        await self.drain()
+    async def close(self) -> None:
+        """Free the infer requests (and so the compiled model)."""
         self.pool.close()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import grpc
 
 from ovms_grpc.models.manager import ModelEntry, ModelManager
+from ovms_grpc.models.servable import Servable
 from ovms_grpc.reloader import ConfigReloader
 from ovms_grpc.services.status import unary
 from ovms_grpc_client.errors import ServingError
@@ -18,17 +19,15 @@ def model_status(entry: ModelEntry) -> pb.ModelStatus:
     status = pb.ModelStatus(error=entry.error, target_device=entry.config.load.target_device)
     for number, record in sorted(entry.versions.items()):
         servable = record.servable
-        properties = servable.loaded.properties if servable else {}
-        if record.generator is not None:
-            properties = record.generator.properties
+        compiled = servable if isinstance(servable, Servable) else None
         status.model_version_status.add(
             version=number,
             state=int(record.state),
             error_code=record.error_code,
             error_message=record.error_message,
-            properties=properties,
-            nireq=servable.loaded.nireq if servable else 0,
-            notes=servable.loaded.notes if servable else [],
+            properties=servable.properties if servable is not None else {},
+            nireq=compiled.nireq if compiled is not None else 0,
+            notes=compiled.loaded.notes if compiled is not None else [],
         )
     return status
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
-from ovms_grpc.images import accepts_images, not_an_image_input
+from ovms_grpc.core.inference import DecodedInputs, InferResult, ModelRef
+from ovms_grpc.images import PendingImages, accepts_images, not_an_image_input
+from ovms_grpc.models.manager import parse_version
 from ovms_grpc.models.servable import Servable
 from ovms_grpc_client.errors import InvalidArgument
 from ovms_grpc_client.genproto.inference import grpc_predict_v2_pb2 as pb
@@ -17,7 +17,6 @@ from ovms_grpc_client.tensors import (
     datatype_of,
     deserialize_bytes,
     to_raw,
-    validate_input_names,
     validate_tensor,
 )
 
@@ -38,17 +37,33 @@ CONTENTS_FIELD = {
 }
 
 
-#: An image input still to decode: (spec, encoded images, request shape).
-PendingImages = tuple[TensorSpec, list[bytes], list[int]]
+class KServeInfer:
+    """A ``ModelInferRequest`` as the core reads it (`ovms_grpc.core.inference.InferRequest`)."""
+
+    __slots__ = ("message", "model")
+
+    def __init__(self, message: pb.ModelInferRequest) -> None:
+        self.message = message
+        self.model = ModelRef(message.model_name, parse_version(message.model_version))
+
+    @property
+    def input_names(self) -> list[str]:
+        return [tensor.name for tensor in self.message.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [output.name for output in self.message.outputs]
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return {t.name: list(t.shape) for t in self.message.inputs if t.datatype != "BYTES"}
+
+    def decode(self, servable: Servable) -> DecodedInputs:
+        return decode_inputs(self.message, servable)
 
 
-def decode_inputs(
-    request: pb.ModelInferRequest, servable: Servable
-) -> tuple[dict[str, np.ndarray], list[PendingImages]]:
-    """The request's inputs as arrays shaped as declared, after every check; encoded images are
-    returned apart, to be decoded off the event loop."""
-    names = [tensor.name for tensor in request.inputs]
-    validate_input_names(servable.name, servable.version, servable.inputs, names)
+def decode_inputs(request: pb.ModelInferRequest, servable: Servable) -> DecodedInputs:
+    """The request's inputs (names already checked) as arrays shaped as declared, after every
+    check; encoded images are returned apart, to be decoded off the event loop."""
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidArgument(
@@ -77,7 +92,7 @@ def decode_inputs(
             arrays[tensor.name] = array_from_raw(spec, shape, raw[index])
         else:
             arrays[tensor.name] = _from_contents(spec, shape, tensor.contents)
-    return arrays, images
+    return DecodedInputs(arrays, images)
 
 
 def _from_contents(spec: TensorSpec, shape: list[int], contents: pb.InferTensorContents) -> np.ndarray:
@@ -90,10 +105,10 @@ def _from_contents(spec: TensorSpec, shape: list[int], contents: pb.InferTensorC
     return array_from_values(spec, shape, getattr(contents, field))
 
 
-def encode_response(servable: Servable, outputs: Mapping[str, np.ndarray], request_id: str) -> pb.ModelInferResponse:
+def encode_response(result: InferResult, request_id: str) -> pb.ModelInferResponse:
     """Every output goes to raw_output_contents, as OVMS and tritonclient expect."""
-    response = pb.ModelInferResponse(model_name=servable.name, model_version=str(servable.version), id=request_id)
-    for name, array in outputs.items():
+    response = pb.ModelInferResponse(model_name=result.name, model_version=str(result.version), id=request_id)
+    for name, array in result.outputs.items():
         response.outputs.add(name=name, datatype=datatype_of(array), shape=array.shape)
         response.raw_output_contents.append(to_raw(array))
     return response

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovms_grpc.images import accepts_images, not_an_image_input
-from ovms_grpc.services.kserve_codec import PendingImages
-from ovms_grpc_client.errors import InvalidArgument
+from ovms_grpc.core.inference import DecodedInputs, ModelRef
+from ovms_grpc.images import PendingImages, accepts_images, not_an_image_input
+from ovms_grpc.models.servable import Servable
+from ovms_grpc_client.errors import InvalidArgument, VersionNotFound
 from ovms_grpc_client.genproto.tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from ovms_grpc_client.genproto.tensorflow.core.protobuf import meta_graph_pb2
+from ovms_grpc_client.genproto.tensorflow_serving.apis import model_pb2, predict_pb2
 from ovms_grpc_client.tensors import (
     TensorSpec,
     array_from_raw,
@@ -54,6 +56,56 @@ VALUE_FIELD = {
 }
 
 
+def requested_version(spec: model_pb2.ModelSpec) -> int | None:
+    """The version a ModelSpec asks for: ``version``, a numeric ``version_label``, or None (the default)."""
+    if spec.HasField("version"):
+        return spec.version.value or None
+    if spec.HasField("version_label"):
+        if spec.version_label.isdigit():
+            return int(spec.version_label)
+        raise VersionNotFound(f'model "{spec.name}" has no version label "{spec.version_label}"')
+    return None
+
+
+def model_ref(spec: model_pb2.ModelSpec) -> ModelRef:
+    return ModelRef(spec.name, requested_version(spec))
+
+
+class TfsPredict:
+    """A ``PredictRequest`` as the core reads it (`ovms_grpc.core.inference.InferRequest`)."""
+
+    __slots__ = ("message", "model")
+
+    def __init__(self, message: predict_pb2.PredictRequest) -> None:
+        self.message = message
+        self.model = model_ref(message.model_spec)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.message.inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.message.output_filter)
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return {
+            name: [d.size for d in t.tensor_shape.dim]
+            for name, t in self.message.inputs.items()
+            if t.dtype != DT_STRING
+        }
+
+    def decode(self, servable: Servable) -> DecodedInputs:
+        arrays, images = {}, []
+        for name, tensor in self.message.inputs.items():
+            decoded = decode_input(servable.input_by_name[name], tensor)
+            if isinstance(decoded, tuple):
+                images.append(decoded)
+            else:
+                arrays[name] = decoded
+        return DecodedInputs(arrays, images)
+
+
 def dtype_name(dtype: int) -> str:
     try:
         return DT.Name(dtype)  # type: ignore[arg-type]
@@ -71,7 +123,7 @@ def decode_input(spec: TensorSpec, tensor: tensor_pb2.TensorProto) -> np.ndarray
         if not accepts_images(spec):
             raise not_an_image_input(spec, "DT_STRING")
         return spec, list(tensor.string_val), shape
-    if datatype != spec.datatype:  # named with the TF types a TFS client knows
+    if datatype is None or datatype != spec.datatype:  # named with the TF types a TFS client knows
         raise InvalidArgument(
             f"Expected: {tf_type_name(spec.datatype)}; Actual: {dtype_name(tensor.dtype)}; input name: {spec.name}",
             kind_name="INVALID_PRECISION",

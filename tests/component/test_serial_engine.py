@@ -11,7 +11,8 @@ import pytest
 
 from ovms_grpc.genai.engine import Admitted, Delta
 from ovms_grpc.genai.serial_engine import SerialEngine
-from ovms_grpc.genai.servable import GenaiOptions, uses_serial_engine
+from ovms_grpc.genai.servable import uses_serial_engine
+from ovms_grpc.models.config import GenaiOptions
 from ovms_grpc_client.errors import InvalidArgument
 from tests.component.loop import run
 

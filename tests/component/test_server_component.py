@@ -15,8 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ovms_grpc.models import manager as manager_module
-from ovms_grpc.models.loader import LoadOptions
-from ovms_grpc.models.manager import ModelConfig
+from ovms_grpc.models.config import LoadOptions, ModelConfig
 from ovms_grpc.models.policy import VersionPolicy
 from ovms_grpc.server import ModelServer
 from ovms_grpc.settings import ServerConfig
@@ -257,7 +256,7 @@ def test_retired_version_finishes_requests_in_flight(tmp_path: Path) -> None:
 
 def test_generation_never_blocks_the_event_loop(llm_dir: Path) -> None:
     """step() holds the GIL for a whole step: it must run in the engine process, not on this loop."""
-    from ovms_grpc.genai.servable import GenaiOptions
+    from ovms_grpc.models.config import GenaiOptions
     from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
     from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
 
@@ -295,7 +294,7 @@ def test_generation_never_blocks_the_event_loop(llm_dir: Path) -> None:
 def test_chat_parsers_split_reasoning_and_tool_calls(llm_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The tiny random model cannot write tool calls, so the engine's output is scripted here."""
     from ovms_grpc.genai import engine as engine_module
-    from ovms_grpc.genai.servable import GenaiOptions
+    from ovms_grpc.models.config import GenaiOptions
     from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2 as gen_pb
     from ovms_grpc_client.genproto.ovms.generation.v1 import generation_pb2_grpc as gen_grpc
 
