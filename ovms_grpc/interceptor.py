@@ -15,6 +15,10 @@ Every RPC, whatever its service, gets:
   metadata. The timeout fires a little before the deadline itself (`DEADLINE_MARGIN_SECONDS`, at
   most a tenth of the time the call had), so that this status, not the client's own timer, is what
   the client reads. When gRPC cancels the handler first, the line says DEADLINE_EXCEEDED as well.
+- bytes that do not parse as its request message answered INVALID_ARGUMENT (kind
+  INVALID_MESSAGE_STRUCTURE) naming the message type, with one short WARNING line per method at
+  most every `UNDECODABLE_LOG_SECONDS` (how many came meanwhile), never a traceback. gRPC itself
+  would answer UNKNOWN and log a traceback per message.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from typing import Any
 import grpc
 
 from ovms_grpc.services.status import abort, request_id
-from ovms_grpc_client.errors import DeadlineExceeded
+from ovms_grpc_client.errors import DeadlineExceeded, InvalidArgument, last_line
 from ovms_grpc_client.metadata import REQUEST_ID_KEY, request_id_or_new
 
 access_log = logging.getLogger("ovms_grpc.access")
+log = logging.getLogger(__name__)
+
+#: Undecodable messages are logged at most once per method in this many seconds.
+UNDECODABLE_LOG_SECONDS = 10.0
 
 #: At most this long before the client's deadline, the handler is stopped and the status sent.
 DEADLINE_MARGIN_SECONDS = 0.01
@@ -73,6 +81,57 @@ def model_of(message: Any) -> str:
         _model_readers[message_type] = _model_reader(message_type)
     reader = _model_readers[message_type]
     return reader(message) if reader is not None else ""
+
+
+class Undecodable:
+    """What the request deserializer gives for bytes that are not a valid message of its type."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: InvalidArgument) -> None:
+        self.error = error
+
+
+class _UndecodableLog:
+    """One WARNING line per method at most every UNDECODABLE_LOG_SECONDS, counting the others."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def note(self, method: str, error: InvalidArgument) -> None:
+        now = time.monotonic()
+        if now - self._last.get(method, -UNDECODABLE_LOG_SECONDS) < UNDECODABLE_LOG_SECONDS:
+            self._quiet[method] = self._quiet.get(method, 0) + 1
+            return
+        quiet = self._quiet.pop(method, 0)
+        self._last[method] = now
+        more = f" ({quiet} more since the last line)" if quiet else ""
+        log.warning("%s: undecodable request: %s%s", method, error.details, more)
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None, type_name: str) -> Callable[[bytes], Any] | None:
+    """``deserializer``, answering `Undecodable` instead of raising for bytes that do not parse."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            reason = last_line(exc) if type_name in str(exc) else f"{type(exc).__name__}: {last_line(exc)}"
+            error = InvalidArgument(f"the request is not a valid {type_name} ({len(data)} bytes): {reason}",
+                                    kind_name="INVALID_MESSAGE_STRUCTURE")  # fmt: skip
+            return Undecodable(error)
+
+    return deserialize
+
+
+def _type_name(deserializer: Callable[[bytes], Any] | None) -> str:
+    """The full protobuf name of what ``deserializer`` parses (``Message.FromString``)."""
+    owner = getattr(deserializer, "__self__", None)
+    descriptor = getattr(owner, "DESCRIPTOR", None)
+    return getattr(descriptor, "full_name", "") or "request message"
 
 
 class _Call:
@@ -145,6 +204,7 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, deadline_margin: float = DEADLINE_MARGIN_SECONDS) -> None:
         self._margin = deadline_margin
+        self._undecodable = _UndecodableLog()
 
     async def intercept_service(
         self,
@@ -170,9 +230,23 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
             wrapped = self._wrap_coroutine(method, behavior, handler.request_streaming, unary)
         else:  # a synchronous handler runs in gRPC's thread pool; this server registers none
             return handler
-        return make(
-            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-        )
+        deserializer = _tolerant(handler.request_deserializer, _type_name(handler.request_deserializer))
+        return make(wrapped, request_deserializer=deserializer, response_serializer=handler.response_serializer)
+
+    async def _refuse(self, call: _Call, request: Undecodable) -> None:
+        self._undecodable.note(call.method, request.error)
+        await abort(call.context, request.error)
+
+    def _requests(self, call: _Call, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """A request stream that ends the RPC with INVALID_ARGUMENT at its first undecodable message."""
+
+        async def checked() -> AsyncIterator[Any]:
+            async for request in requests:
+                if isinstance(request, Undecodable):
+                    await self._refuse(call, request)
+                yield request
+
+        return checked()
 
     def _wrap_coroutine(
         self, method: str, behavior: Callable[..., Awaitable[Any]], request_streaming: bool, unary: bool
@@ -182,11 +256,15 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
         async def run(request: Any, context: grpc.aio.ServicerContext) -> Any:
             call = _Call(method, context, margin)
-            if not request_streaming:
+            if request_streaming:
+                request = self._requests(call, request)
+            elif not isinstance(request, Undecodable):
                 call.model = model_of(request)
             failure: BaseException | None = None
             try:
                 await call.start(unary)
+                if isinstance(request, Undecodable):
+                    await self._refuse(call, request)
                 timeout = call.step()
                 if timeout is None:
                     return await behavior(request, context)
@@ -213,12 +291,16 @@ class RequestInterceptor(grpc.aio.ServerInterceptor):
 
         async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             call = _Call(method, context, margin)
-            if not request_streaming:
+            if request_streaming:
+                request = self._requests(call, request)
+            elif not isinstance(request, Undecodable):
                 call.model = model_of(request)
             failure: BaseException | None = None
             responses = behavior(request, context)
             try:
                 await call.start(unary=False)
+                if isinstance(request, Undecodable):
+                    await self._refuse(call, request)
                 while True:
                     timeout = call.step()
                     try:

@@ -147,18 +147,31 @@ def received_kind(name: str | None, grpc_code: str) -> ErrorKind:
     return KINDS[STATUS_KINDS.get(grpc_code, "INTERNAL_ERROR")]
 
 
+#: Details longer than this are cut. They echo what the client sent (an input name, a version
+#: label), and a status message must stay well inside gRPC's 8 KB metadata limit, or the client
+#: reads RESOURCE_EXHAUSTED "received metadata size exceeds soft limit" instead of the error.
+MAX_DETAILS_CHARS = 1000
+
+
+def bounded(text: str, limit: int = MAX_DETAILS_CHARS) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class ServingError(Exception):
     """Base of every error the server reports to a client.
 
-    ``details`` names the problem (model, version, input, expected vs got);
-    the wire message is the OVMS base message, `` - `` and the details.
+    ``details`` names the problem (model, version, input, expected vs got), cut to
+    `MAX_DETAILS_CHARS`; the wire message is the OVMS base message, `` - `` and the details.
     """
 
     default_kind = "INTERNAL_ERROR"
 
     def __init__(self, details: str = "", *, kind_name: str | None = None) -> None:
         self.kind = kind(kind_name or self.default_kind)
-        self.details = details
+        self.details = bounded(details)
         super().__init__(self.message)
 
     @property
