@@ -102,6 +102,14 @@ class ModelVersion:
         servable = self.servable
         return self.state == VersionState.AVAILABLE and servable is not None and servable.alive
 
+    def reported(self) -> tuple[VersionState, str, str]:
+        """(state, error code, error message) as status reports it: an AVAILABLE version that cannot
+        serve now (its generation engine died and restarts) is LOADING with the reason, so every
+        status agrees with ModelReady."""
+        if self.state == VersionState.AVAILABLE and not self.ready:
+            return VersionState.LOADING, "UNAVAILABLE", f'the engine of model "{self.model}" is restarting'
+        return self.state, self.error_code, self.error_message
+
 
 class ModelEntry:
     """A configured model and the versions it has (retired ones stay, in state END)."""

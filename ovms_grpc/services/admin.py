@@ -20,11 +20,12 @@ def model_status(entry: ModelEntry) -> pb.ModelStatus:
     for number, record in sorted(entry.versions.items()):
         servable = record.servable
         compiled = servable if isinstance(servable, Servable) else None
+        state, error_code, error_message = record.reported()
         status.model_version_status.add(
             version=number,
-            state=int(record.state),
-            error_code=record.error_code,
-            error_message=record.error_message,
+            state=int(state),
+            error_code=error_code,
+            error_message=error_message,
             properties=servable.properties if servable is not None else {},
             nireq=compiled.nireq if compiled is not None else 0,
             notes=compiled.loaded.notes if compiled is not None else [],

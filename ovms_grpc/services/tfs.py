@@ -97,11 +97,12 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     ) -> get_model_status_pb2.GetModelStatusResponse:
         response = get_model_status_pb2.GetModelStatusResponse()
         for record in self._inference.status(model_ref(request.model_spec)):
-            code = error_codes_pb2.OK if record.error_code == "OK" else error_codes_pb2.UNKNOWN
+            state, error_code, error_message = record.reported()
+            code = error_codes_pb2.OK if error_code == "OK" else error_codes_pb2.UNKNOWN
             response.model_version_status.add(
                 version=record.version,
-                state=int(record.state),
-                status=status_pb2.StatusProto(error_code=code, error_message=record.error_message),
+                state=int(state),
+                status=status_pb2.StatusProto(error_code=code, error_message=error_message),
             )
         return response
 
