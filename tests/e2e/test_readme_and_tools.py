@@ -150,6 +150,10 @@ def check_embeddings_rerank(output: str) -> None:
     assert ranked == "[0, 1, 2]"
 
 
+def check_tool_call(output: str) -> None:
+    assert output.strip() == "tool_calls get_weather ['city']"
+
+
 def check_generation_grpcurl(output: str) -> None:
     chunks = json_documents(output)
     assert chunks and chunks[-1]["usage"]["completion_tokens"] == 8
@@ -168,6 +172,7 @@ CHECKS: dict[str, Callable[[str], None] | None] = {
     "config": check_config,
     "openai": check_openai,
     "embeddings-rerank": check_embeddings_rerank,
+    "tool-call": check_tool_call,
     "generation-grpcurl": check_generation_grpcurl,
 }
 
